@@ -1,0 +1,1 @@
+"""The djtasks benchmark runner (``bench/run.py``): contestants, workloads, report."""

@@ -1,0 +1,154 @@
+"""``bench/run.py``: run the workloads for every contestant, print and save the tables."""
+
+import argparse
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import FULL, PROJECT_DIR, QUICK, RESULTS_DIR, WORKLOADS, Contestant, Sizes, select_contestants
+from .harness import Harness
+from .machine import describe
+from .report import Result, print_tables, ratios_json, rst_tables
+from .services import Services, remove_sqlite, sqlite_path
+from .workloads import WORKLOAD_FUNCTIONS
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description="djtasks beside its peers: throughput, latency, memory.")
+    parser.add_argument("--only", help="comma-separated contestants or prefixes (e.g. djtasks,celery-prefork)")
+    parser.add_argument(
+        "--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}"
+    )
+    parser.add_argument("--tasks", type=int, help="number of tasks of the drain workload (default 3000)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--keep", action="store_true", help="keep the databases of the last runs")
+    parser.add_argument("--pg-host", default="127.0.0.1")
+    parser.add_argument("--pg-port", type=int, default=5432)
+    parser.add_argument("--redis-host", default="127.0.0.1")
+    parser.add_argument("--redis-port", type=int, default=6379)
+    return parser.parse_args(argv)
+
+
+def choose_sizes(args: argparse.Namespace) -> Sizes:
+    """The workload sizes for ``--quick`` / ``--tasks``."""
+    sizes = QUICK if args.quick else FULL
+    return dataclasses.replace(sizes, drain=args.tasks) if args.tasks else sizes
+
+
+def choose_workloads(spec: str) -> list[str]:
+    """Validate ``--workloads``."""
+    chosen = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(WORKLOADS))
+    if unknown:
+        raise SystemExit(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
+    return chosen
+
+
+def djtasks_available() -> bool:
+    """Whether djtasks imports, with Django set up, in this interpreter (in a fresh process)."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchproject.settings.djtasks", "BENCH_DB": "sqlite",
+           "BENCH_DB_NAME": ":memory:"}
+    code = "; ".join(
+        (
+            "import django",
+            "django.setup()",
+            "import djtasks.backend, benchapp.tasks_djtasks",
+            "from django.core.management import get_commands",
+            "assert 'runworker' in get_commands(), 'no runworker command'",
+            "from django.db.migrations.loader import MigrationLoader",
+            "assert MigrationLoader(None).graph.leaf_nodes('djtasks'), 'djtasks has no migrations'",
+        )
+    )
+    probe = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, check=False
+    )
+    if probe.returncode != 0:
+        log("djtasks probe failed: " + (probe.stderr.strip().splitlines() or ["?"])[-1])
+    return probe.returncode == 0
+
+
+def log(message: str) -> None:
+    """Progress line on stderr."""
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+def run_contestant(
+    contestant: Contestant, workloads: list[str], sizes: Sizes, services: Services, run_id: str
+) -> Result:
+    """Run the chosen workloads for one contestant; a failing workload records its error."""
+    figures: dict[str, Any] = {}
+    for workload in workloads:
+        harness = Harness(contestant, services, prefix=f"bench:{run_id}:{contestant.name}:{workload}")
+        log(f"{contestant.name}: {workload} ...")
+        started = time.monotonic()
+        try:
+            figures[workload] = WORKLOAD_FUNCTIONS[workload](harness, sizes)
+        except Exception as exc:  # noqa: BLE001  (one broken contestant must not stop the run)
+            traceback.print_exc(file=sys.stderr)
+            figures[workload] = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            harness.cleanup()
+        outcome = "error" if "error" in figures[workload] else "ok"
+        log(f"{contestant.name}: {workload} {outcome} in {time.monotonic() - started:.1f} s")
+    return {"status": "ran", "worker": contestant.worker_desc, "workloads": figures}
+
+
+def drop_databases(contestants: list[Contestant], services: Services) -> None:
+    """Remove what the run created."""
+    for contestant in contestants:
+        if contestant.db == "sqlite":
+            remove_sqlite(sqlite_path(contestant.name))
+        else:
+            services.drop_pg_database(contestant.pg_name)
+
+
+def save(report: dict[str, Any], run_id: str) -> None:
+    """Write ``bench/results/<run_id>.json`` and the tables as ``.rst``."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{run_id}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (RESULTS_DIR / f"{run_id}.rst").write_text(rst_tables(report["results"]))
+    log(f"wrote {RESULTS_DIR / f'{run_id}.json'} and .rst")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    args = parse_args(argv)
+    services = Services(
+        pg_host=args.pg_host, pg_port=args.pg_port, redis_host=args.redis_host, redis_port=args.redis_port
+    )
+    services.check()
+    contestants = select_contestants(args.only)
+    workloads = choose_workloads(args.workloads)
+    sizes = choose_sizes(args)
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    has_djtasks = djtasks_available()
+    if not has_djtasks:
+        log("djtasks is not importable (import djtasks.backend failed): its rows are 'pending'")
+    results: dict[str, Result] = {}
+    try:
+        for contestant in contestants:
+            if contestant.is_djtasks and not has_djtasks:
+                results[contestant.name] = {"status": "pending", "worker": contestant.worker_desc, "workloads": {}}
+                continue
+            results[contestant.name] = run_contestant(contestant, workloads, sizes, services, run_id)
+    finally:
+        if not args.keep:
+            drop_databases(contestants, services)
+    report: dict[str, Any] = {
+        "run_id": run_id,
+        "machine": describe(services),
+        "sizes": dataclasses.asdict(sizes),
+        "workloads": workloads,
+        "results": results,
+        "ratios": ratios_json(results),
+    }
+    save(report, run_id)
+    print_tables(results, f"run {run_id}, {report['machine']['cpus']} CPUs {report['machine']['cpu_model']}")
+    return 0

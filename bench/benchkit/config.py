@@ -1,0 +1,128 @@
+"""What is measured: the contestants, their worker commands, the workload sizes."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = BENCH_DIR / "benchproject"
+WORK_DIR = BENCH_DIR / ".work"
+RESULTS_DIR = BENCH_DIR / "results"
+
+#: Redis database numbers of this suite (spare ones on the shared server).
+REDIS_DB_DJTASKS_BROKER = 11
+REDIS_DB_CELERY_BROKER = 12
+REDIS_DB_BOOKKEEPING = 13
+
+#: How often django-tasks-db's db_worker polls an empty queue (its default is 1 s).
+DTDB_INTERVAL = "0.1"
+
+WORKLOADS = ("drain", "enqueue", "latency")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How many tasks each workload uses."""
+
+    drain: int = 3000
+    enqueue_one: int = 2000
+    enqueue_many: int = 10000
+    enqueue_many_batch: int = 1000
+    latency: int = 500
+    latency_interval: float = 0.02
+    warmup: int = 50
+
+
+FULL = Sizes()
+QUICK = Sizes(drain=300, enqueue_one=300, enqueue_many=1000, enqueue_many_batch=500, latency=100, warmup=20)
+
+
+@dataclass(frozen=True)
+class Contestant:
+    """One system under test: a settings module, a database and a worker setup.
+
+    ``workers`` holds one command per worker process; a command starting with
+    ``manage.py`` runs through the bench project's ``manage.py``, one starting
+    with ``celery`` through the venv's ``celery`` script.
+    """
+
+    name: str
+    family: str  # "djtasks" | "dtdb" | "celery": the settings module
+    db: str  # "postgres" | "sqlite"
+    pg_name: str
+    workers: tuple[tuple[str, ...], ...]
+    worker_desc: str
+    redis_broker_db: int | None = None
+    bulk: bool = False
+    #: djtasks contestants this peer is compared with (ratio djtasks / peer).
+    compare_with: tuple[str, ...] = field(default=())
+
+    @property
+    def is_djtasks(self) -> bool:
+        """Whether this contestant is djtasks itself."""
+        return self.family == "djtasks"
+
+
+def _djtasks_worker() -> tuple[tuple[str, ...], ...]:
+    return (("manage.py", "runworker", "--pool", "threads", "-c", "4", "-Q", "default", "-l", "warning"),)
+
+
+def _dtdb_workers(count: int) -> tuple[tuple[str, ...], ...]:
+    return tuple(
+        (
+            "manage.py", "db_worker", "--queue-name", "default", "--interval", DTDB_INTERVAL,
+            "--no-startup-delay", "--no-reload", "--worker-id", f"bench-{index}", "-v", "0",
+        )
+        for index in range(count)
+    )
+
+
+def _celery_worker(pool: str, concurrency: int) -> tuple[tuple[str, ...], ...]:
+    return (
+        (
+            "celery", "-A", "benchproject.celery_app", "worker", "-P", pool, "-c", str(concurrency),
+            "-Q", "default", "-l", "warning", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ),
+    )
+
+
+DJTASKS_WORKER_DESC = "1 process, runworker --pool threads -c 4"
+
+CONTESTANTS: tuple[Contestant, ...] = (
+    Contestant("djtasks-pg", "djtasks", "postgres", "bench_djtasks", _djtasks_worker(), DJTASKS_WORKER_DESC, bulk=True),
+    Contestant("djtasks-sqlite", "djtasks", "sqlite", "", _djtasks_worker(), DJTASKS_WORKER_DESC, bulk=True),
+    Contestant(
+        "djtasks-redis", "djtasks", "postgres", "bench_djtasks_redis", _djtasks_worker(),
+        DJTASKS_WORKER_DESC + " (Redis broker, results in PostgreSQL)",
+        redis_broker_db=REDIS_DB_DJTASKS_BROKER, bulk=True,
+    ),
+    Contestant(
+        "dtdb-pg", "dtdb", "postgres", "bench_dtdb", _dtdb_workers(2),
+        f"2 processes, db_worker --interval {DTDB_INTERVAL}", compare_with=("djtasks-pg",),
+    ),
+    Contestant(
+        "dtdb-sqlite", "dtdb", "sqlite", "", _dtdb_workers(2),
+        f"2 processes, db_worker --interval {DTDB_INTERVAL}", compare_with=("djtasks-sqlite",),
+    ),
+    Contestant(
+        "celery-prefork", "celery", "postgres", "bench_celery", _celery_worker("prefork", 2),
+        "celery worker -P prefork -c 2 (3 processes)", redis_broker_db=REDIS_DB_CELERY_BROKER,
+        compare_with=("djtasks-pg", "djtasks-redis"),
+    ),
+    Contestant(
+        "celery-threads", "celery", "postgres", "bench_celery", _celery_worker("threads", 4),
+        "celery worker -P threads -c 4 (1 process)", redis_broker_db=REDIS_DB_CELERY_BROKER,
+        compare_with=("djtasks-pg", "djtasks-redis"),
+    ),
+)
+
+
+def select_contestants(only: str | None) -> list[Contestant]:
+    """Return the contestants named in ``only`` (comma-separated names or prefixes), all if None."""
+    if not only:
+        return list(CONTESTANTS)
+    wanted = [part.strip() for part in only.split(",") if part.strip()]
+    chosen = [c for c in CONTESTANTS if any(c.name == w or c.name.startswith(w) for w in wanted)]
+    if not chosen:
+        names = ", ".join(c.name for c in CONTESTANTS)
+        raise SystemExit(f"--only {only!r} matches no contestant (known: {names})")
+    return chosen

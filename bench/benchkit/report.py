@@ -1,0 +1,165 @@
+"""Tables of the figures and of the djtasks / peer ratios (rich if installed, else plain)."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .config import CONTESTANTS, Contestant
+
+Result = dict[str, Any]  # one contestant: {"status": ..., "workloads": {name: figures | {"error": ...}}}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One column: where its figure lives and which way is better."""
+
+    header: str
+    short: str
+    workload: str
+    extract: Callable[[dict[str, Any]], float | None]
+    better: str  # "higher" | "lower"
+    digits: int = 0
+    ratio: bool = True
+
+
+METRICS: tuple[Metric, ...] = (
+    Metric("drain tasks/s", "drain", "drain", lambda f: f.get("tasks_per_s"), "higher"),
+    Metric("enqueue tasks/s", "enqueue", "enqueue", lambda f: f.get("tasks_per_s"), "higher"),
+    Metric(
+        "enqueue_many tasks/s", "enqueue_many", "enqueue", lambda f: f.get("many_tasks_per_s"), "higher", ratio=False
+    ),
+    Metric("latency p50 ms", "p50", "latency", lambda f: f.get("p50_ms"), "lower", 1),
+    Metric("latency p95 ms", "p95", "latency", lambda f: f.get("p95_ms"), "lower", 1),
+    Metric("latency p99 ms", "p99", "latency", lambda f: f.get("p99_ms"), "lower", 1),
+    Metric("idle RSS MiB", "RSS", "latency", lambda f: (f.get("memory_idle") or {}).get("rss_mib"), "lower", 1),
+)
+
+
+def metric_value(result: Result | None, metric: Metric) -> float | str | None:
+    """A figure, or a marker string ("pending", "error", "-") when there is none."""
+    if result is None:
+        return None
+    if result.get("status") == "pending":
+        return "pending"
+    figures = result.get("workloads", {}).get(metric.workload)
+    if figures is None:
+        return None
+    if "error" in figures:
+        return "error"
+    return metric.extract(figures)
+
+
+def format_cell(value: float | str | None, digits: int) -> str:
+    """Render a figure for a table cell."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return f"{value:,.{digits}f}"
+
+
+def ratio_pairs(results: dict[str, Result]) -> list[tuple[Contestant, Contestant]]:
+    """(djtasks contestant, peer) pairs to compare, among the contestants of this run."""
+    by_name = {c.name: c for c in CONTESTANTS}
+    return [
+        (by_name[djtasks_name], peer)
+        for peer in CONTESTANTS
+        if peer.name in results
+        for djtasks_name in peer.compare_with
+        if djtasks_name in results
+    ]
+
+
+def ratio_cell(mine: float | str | None, theirs: float | str | None) -> str:
+    """``djtasks / peer``, or why there is no ratio."""
+    if isinstance(mine, float | int) and isinstance(theirs, float | int) and theirs:
+        return f"{mine / theirs:.2f}x"
+    for marker in ("pending", "error"):
+        if marker in (mine, theirs):
+            return marker
+    return "-"
+
+
+def figure_rows(results: dict[str, Result]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the figures table."""
+    header = ["contestant", "worker", *(m.header for m in METRICS)]
+    rows = []
+    for contestant in CONTESTANTS:
+        result = results.get(contestant.name)
+        if result is None:
+            continue
+        cells = [format_cell(metric_value(result, m), m.digits) for m in METRICS]
+        rows.append([contestant.name, contestant.worker_desc, *cells])
+    return header, rows
+
+
+def ratio_rows(results: dict[str, Result]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the ratios table (djtasks / peer, per metric)."""
+    metrics = [m for m in METRICS if m.ratio]
+    header = ["djtasks / peer", *(m.short for m in metrics)]
+    rows = []
+    for djtasks, peer in ratio_pairs(results):
+        cells = [
+            ratio_cell(metric_value(results[djtasks.name], m), metric_value(results[peer.name], m)) for m in metrics
+        ]
+        rows.append([f"{djtasks.name} / {peer.name}", *cells])
+    return header, rows
+
+
+def ratios_json(results: dict[str, Result]) -> list[dict[str, str]]:
+    """The ratios table as a list of records, for the JSON file."""
+    header, rows = ratio_rows(results)
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+RATIO_NOTE = (
+    "ratio = djtasks / peer. drain, enqueue: above 1 means djtasks is faster. "
+    "p50, p95, p99 (latency) and RSS (memory): below 1 means djtasks is lower, i.e. better."
+)
+
+
+def print_tables(results: dict[str, Result], title: str) -> None:
+    """Print both tables, with rich when it is installed."""
+    tables = [("Figures: " + title, *figure_rows(results)), ("Ratios djtasks / peer", *ratio_rows(results))]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        for name, header, rows in tables:
+            print(f"\n{name}\n{plain_table(header, rows)}")
+        print(RATIO_NOTE)
+        return
+    probe = Console()
+    console = probe if probe.is_terminal else Console(width=220)
+    for name, header, rows in tables:
+        table = Table(title=name, title_justify="left")
+        for index, column in enumerate(header):
+            table.add_column(column, justify="left" if index < 2 else "right", no_wrap=index < 2)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+    console.print(RATIO_NOTE)
+
+
+def plain_table(header: list[str], rows: list[list[str]]) -> str:
+    """A fixed-width text table."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)) for line in [header, *rows]]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def rst_list_table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    """An reStructuredText ``list-table`` of a table, for docs/benchmarks.rst."""
+    lines = [f".. list-table:: {title}", "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        lines.append(f"   * - {row[0]}")
+        lines.extend(f"     - {cell}" for cell in row[1:])
+    return "\n".join(lines) + "\n"
+
+
+def rst_tables(results: dict[str, Result]) -> str:
+    """Both tables as reStructuredText."""
+    figures = rst_list_table("Figures", *figure_rows(results))
+    ratios = rst_list_table("Ratios djtasks / peer", *ratio_rows(results))
+    return f"{figures}\n{ratios}\n{RATIO_NOTE}\n"

@@ -1,0 +1,117 @@
+"""The workloads, identical for every contestant.
+
+``drain``
+    Enqueue N no-op tasks with no worker running, then start the worker(s);
+    throughput between the first and the last task start (timestamps that
+    the tasks push to Redis), then a check that every result row is stored.
+``enqueue``
+    One producer enqueuing tasks one call at a time, no worker running; plus
+    the bulk API where the contestant has one (djtasks ``enqueue_many``).
+``latency``
+    An idle worker, warmed up with a few tasks; its memory is read (RSS of
+    all its processes), then tasks are enqueued at a fixed pace, each
+    carrying its enqueue wall time, and each records ``start - enqueued``.
+"""
+
+from typing import Any
+
+from .config import Sizes
+from .harness import Harness
+from .stats import percentile, rate_between
+from .workers import BenchError, WorkerGroup, wait_until
+
+
+def wait_for_results(harness: Harness, expected: int, workers: WorkerGroup, timeout: float = 180) -> dict[str, int]:
+    """Poll the result rows until ``expected`` succeeded ones are stored; return the counts."""
+    counts: dict[str, int] = {}
+
+    def stored() -> bool:
+        counts.update(harness.results())
+        return counts.get("succeeded", 0) + counts.get("failed", 0) >= expected
+
+    wait_until(stored, timeout, f"{expected} stored results", workers, poll=0.5)
+    if counts.get("failed"):
+        raise BenchError(f"{counts['failed']} tasks FAILED: {counts}")
+    return counts
+
+
+def enqueue_untimed(harness: Harness, count: int, tag: str) -> dict[str, Any]:
+    """Enqueue ``count`` tasks tagged ``tag``, one call each (figures returned, not reported)."""
+    return harness.manage_json("bench_enqueue", "--mode", "one", "--count", str(count), "--tag", tag)
+
+
+def drain(harness: Harness, sizes: Sizes) -> dict[str, Any]:
+    """Throughput of a worker draining a pre-filled queue."""
+    harness.reset()
+    total = sizes.drain
+    enqueue_untimed(harness, total, "drain")
+    workers = harness.start_workers("drain")
+    try:
+        wait_until(
+            lambda: harness.count("drain") >= total, max(300.0, total / 10), f"{total} drain tasks", workers, 0.05
+        )
+        results = wait_for_results(harness, total, workers)
+    finally:
+        workers.stop()
+    starts = [started for started, _ in harness.records("drain")]
+    return {
+        "tasks": total,
+        "executions": len(starts),
+        "tasks_per_s": rate_between(starts),
+        "first_start_after_spawn_s": min(starts) - workers.started_at,
+        "span_s": max(starts) - min(starts),
+        "results": results,
+    }
+
+
+def enqueue(harness: Harness, sizes: Sizes) -> dict[str, Any]:
+    """Enqueue rate of one producer, one call per task, and in bulk when supported."""
+    harness.reset()
+    one = harness.manage_json(
+        "bench_enqueue", "--mode", "one", "--count", str(sizes.enqueue_one), "--tag", "enqueue", "--warmup", "20"
+    )
+    figures: dict[str, Any] = {"one": one, "tasks_per_s": one["rate"]}
+    if harness.contestant.bulk:
+        harness.reset()
+        many = harness.manage_json(
+            "bench_enqueue", "--mode", "many", "--count", str(sizes.enqueue_many), "--tag", "enqueue",
+            "--batch-size", str(sizes.enqueue_many_batch), "--warmup", "20",
+        )
+        figures.update(many=many, many_tasks_per_s=many["rate"])
+    return figures
+
+
+def latency(harness: Harness, sizes: Sizes) -> dict[str, Any]:
+    """Start latency of paced tasks on an idle, warmed-up worker; and that worker's memory."""
+    harness.reset()
+    workers = harness.start_workers("latency")
+    try:
+        enqueue_untimed(harness, sizes.warmup, "warmup")
+        wait_until(lambda: harness.count("warmup") >= sizes.warmup, 120, "warm-up tasks", workers)
+        wait_for_results(harness, sizes.warmup, workers)
+        memory_idle = workers.memory()
+        paced = harness.manage_json(
+            "bench_enqueue", "--mode", "paced", "--count", str(sizes.latency), "--tag", "latency",
+            "--interval", str(sizes.latency_interval), "--warmup", "5",
+        )
+        wait_until(lambda: harness.count("latency") >= sizes.latency, 120, "latency tasks", workers)
+        wait_for_results(harness, sizes.warmup + 5 + sizes.latency, workers)
+        memory_after = workers.memory()
+    finally:
+        workers.stop()
+    millis = [(started - enqueued) * 1000 for started, enqueued in harness.records("latency")]
+    return {
+        "tasks": sizes.latency,
+        "executions": len(millis),
+        "interval_ms": sizes.latency_interval * 1000,
+        "enqueue_span_s": paced["seconds"],
+        "p50_ms": percentile(millis, 50),
+        "p95_ms": percentile(millis, 95),
+        "p99_ms": percentile(millis, 99),
+        "max_ms": max(millis),
+        "memory_idle": memory_idle,
+        "memory_after": memory_after,
+    }
+
+
+WORKLOAD_FUNCTIONS = {"drain": drain, "enqueue": enqueue, "latency": latency}

@@ -1,0 +1,1 @@
+"""The one app of the benchmark project: the same tiny task for every contestant."""

@@ -1,0 +1,1 @@
+"""``bench_enqueue`` and ``bench_status``."""

@@ -1,0 +1,1 @@
+"""Django project used by the djtasks benchmark suite (``bench/run.py``)."""

@@ -1,0 +1,1 @@
+"""One settings module per contestant; :mod:`.base` holds what they share."""

@@ -1,0 +1,16 @@
+"""Contestant: djtasks (ORM broker on ``default``, or Redis via ``BENCH_BROKER_URL``)."""
+
+from .base import *  # noqa: F403
+from .base import BENCH_BROKER_URL, INSTALLED_APPS
+
+BENCH_CONTESTANT = "djtasks"
+BENCH_TASKS_MODULE = "benchapp.tasks_djtasks"
+
+INSTALLED_APPS = [*INSTALLED_APPS, "djtasks"]
+TASKS = {
+    "default": {
+        "BACKEND": "djtasks.backend.DjTasksBackend",
+        "QUEUES": [],
+        "OPTIONS": {"BROKER_URL": BENCH_BROKER_URL or "django://default"},
+    }
+}

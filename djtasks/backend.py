@@ -1,0 +1,176 @@
+"""``DjTasksBackend``: the ``django.tasks`` backend, thin over the broker and result layers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core import checks
+from django.tasks import TaskResultStatus
+from django.tasks.backends.base import BaseTaskBackend
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
+from django.tasks.signals import task_enqueued
+from django.utils import timezone
+
+from . import brokers, messages, registry
+from .conf import BackendOptions, parse_options
+from .exceptions import ConfigurationError, DjTasksError
+from .models import TaskRecord
+from .results import ResultStore
+from .task import DjTask
+from .taskresult import DjTaskError, DjTaskResult
+
+
+class DjTasksBackend(BaseTaskBackend):
+    """Queue tasks through a djtasks broker; keep their results as ORM rows."""
+
+    task_class = DjTask
+    supports_defer = True
+    supports_async_task = True
+    supports_get_result = True
+    supports_priority = True
+
+    def __init__(self, alias: str, params: dict[str, Any]) -> None:
+        super().__init__(alias, params)
+        # An empty QUEUES list allows any queue name.
+        self.queues = set(params.get("QUEUES", []))
+
+    @cached_property
+    def config(self) -> BackendOptions:
+        return parse_options(self.alias, self.options)
+
+    @cached_property
+    def broker(self) -> brokers.Broker:
+        return brokers.from_url(self.config.broker_url)
+
+    @cached_property
+    def results(self) -> ResultStore:
+        return ResultStore(self.config.results_database)
+
+    # -- validation --------------------------------------------------------
+
+    def validate_task(self, task: Any) -> None:
+        # run_after may be relative (timedelta or seconds); Django's checks
+        # apply to an absolute moment only.
+        run_after = task.run_after
+        if isinstance(run_after, dt.timedelta | int | float) and not isinstance(run_after, bool):
+            if _seconds(run_after) < 0:
+                raise InvalidTask("run_after must not be negative.")
+            task = _with_run_after(task, None)
+        super().validate_task(task)
+
+    def validate_call(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list, dict]:
+        """Check the task and encode its arguments; raise before anything is written."""
+        self.validate_task(task)
+        return messages.dump_arguments(task.module_path, args, kwargs)
+
+    # -- enqueue -----------------------------------------------------------
+
+    def enqueue(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> DjTaskResult:
+        return self.enqueue_many(task, [(args, kwargs)])[0]
+
+    def enqueue_many(self, task: DjTask, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]) -> list[DjTaskResult]:
+        """Enqueue many calls of ``task`` in one write."""
+        now = timezone.now()
+        outgoing = [self._outgoing(task, args, kwargs, now) for args, kwargs in calls]
+        if not outgoing:
+            return []
+        if not self.broker.creates_result_rows:
+            self.results.create_pending([m.envelope for m in outgoing], now)
+        self.broker.enqueue(outgoing)
+        results = [self._pending_result(task, m, args, kwargs, now) for m, (args, kwargs) in zip(outgoing, calls)]
+        for result in results:
+            task_enqueued.send(type(self), task_result=result)
+        return results
+
+    async def aenqueue(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> DjTaskResult:
+        return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
+
+    def _outgoing(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any],
+                  now: dt.datetime) -> brokers.OutgoingMessage:
+        dumped_args, dumped_kwargs = self.validate_call(task, args, kwargs)
+        eta = _moment(task.run_after, now)
+        envelope = messages.Envelope(
+            id=str(uuid.uuid4()), task=task.module_path, backend=self.alias, queue=task.queue_name,
+            priority=task.priority, args=dumped_args, kwargs=dumped_kwargs, eta=eta,
+            expires=_moment(task.expires, now),
+        )
+        return brokers.OutgoingMessage(id=envelope.id, queue=envelope.queue, priority=envelope.priority,
+                                       enqueued_at=now, available_at=eta or now, body=messages.encode(envelope),
+                                       envelope=envelope)
+
+    def _pending_result(self, task: DjTask, message: brokers.OutgoingMessage, args: Sequence[Any],
+                        kwargs: Mapping[str, Any], now: dt.datetime) -> DjTaskResult:
+        return DjTaskResult(task=task, id=message.id, status=TaskResultStatus.READY, enqueued_at=now,
+                            started_at=None, finished_at=None, last_attempted_at=None, args=list(args),
+                            kwargs=dict(kwargs), backend=self.alias, errors=[], worker_ids=[])
+
+    # -- results -----------------------------------------------------------
+
+    def get_result(self, result_id: str) -> DjTaskResult:
+        try:
+            row = self.results.get(result_id)
+        except (TaskRecord.DoesNotExist, ValueError, TypeError) as exc:
+            raise TaskResultDoesNotExist(result_id) from exc
+        return self.result_from_row(row)
+
+    async def aget_result(self, result_id: str) -> DjTaskResult:
+        return await sync_to_async(self.get_result, thread_sensitive=True)(result_id)
+
+    def result_from_row(self, row: TaskRecord) -> DjTaskResult:
+        """Build the ``TaskResult`` that a row describes."""
+        try:
+            task = registry.lookup(row.task_path)
+        except DjTasksError as exc:
+            raise TaskResultDoesNotExist(f"{row.id}: {exc}") from exc
+        task = task.using(queue_name=row.queue_name, priority=row.priority, backend=row.backend)
+        args, kwargs = messages.load_value(row.args), messages.load_value(row.kwargs)
+        result = DjTaskResult(
+            task=task, id=str(row.id), status=TaskResultStatus(row.status), enqueued_at=row.enqueued_at,
+            started_at=row.started_at, finished_at=row.finished_at, last_attempted_at=row.last_attempted_at,
+            args=args, kwargs=kwargs, backend=row.backend, worker_ids=list(row.worker_ids or []),
+            errors=[DjTaskError(exception_class_path=e["exception_class_path"], traceback=e.get("traceback", ""),
+                                message=e.get("message", "")) for e in row.errors or []],
+            progress=row.progress,
+        )
+        if row.status == TaskResultStatus.SUCCESSFUL:
+            object.__setattr__(result, "_return_value", messages.load_value(row.return_value))
+        return result
+
+    # -- checks ------------------------------------------------------------
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        try:
+            config = self.config
+            brokers.parse_url(config.broker_url)
+        except ConfigurationError as exc:
+            return [checks.Error(str(exc), hint=_CONFIG_HINT, obj=f"TASKS[{self.alias!r}]", id="djtasks.E001")]
+        return []
+
+
+_CONFIG_HINT = ("Set TASKS[alias]['OPTIONS'], e.g. {'BROKER_URL': 'django://default'}; "
+                "see the configuration reference in djtasks' README.")
+
+
+def _seconds(value: dt.timedelta | float) -> float:
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def _moment(value: dt.datetime | dt.timedelta | float | None, now: dt.datetime) -> dt.datetime | None:
+    """An absolute moment from a moment, a delay, or seconds of delay."""
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    return now + dt.timedelta(seconds=_seconds(value))
+
+
+def _with_run_after(task: Any, run_after: dt.datetime | None) -> Any:
+    """A shallow stand-in of ``task`` for validation, without running ``__post_init__``."""
+    clone = object.__new__(type(task))
+    for name in task.__dataclass_fields__:
+        object.__setattr__(clone, name, getattr(task, name))
+    object.__setattr__(clone, "run_after", run_after)
+    return clone

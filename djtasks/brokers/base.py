@@ -1,0 +1,100 @@
+"""The broker interface: a handful of verbs, nothing about tasks.
+
+A broker moves opaque message bodies between producers and workers with
+at-least-once delivery: :meth:`Broker.fetch` leases messages, a worker keeps
+the lease alive with :meth:`Broker.extend` while it runs them, and removes
+them with :meth:`Broker.ack` when done. A lease that runs out (the worker
+died) is ended by :meth:`Broker.recover`, and the message is delivered again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..messages import Envelope
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutgoingMessage:
+    """A message to enqueue: routing fields, the encoded body and its envelope."""
+
+    id: str
+    queue: str
+    priority: int
+    enqueued_at: dt.datetime
+    available_at: dt.datetime
+    body: bytes
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A leased message, as a worker receives it."""
+
+    id: str
+    queue: str
+    body: bytes
+    #: How many times this message was leased, this time included.
+    deliveries: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QueueDepth:
+    queue: str
+    ready: int = 0
+    scheduled: int = 0
+    reserved: int = 0
+
+
+class Broker(ABC):
+    """Where messages wait for a worker."""
+
+    #: The broker stores result rows itself when it enqueues (the ORM broker),
+    #: so the backend must not insert them a second time.
+    creates_result_rows: bool = False
+
+    @abstractmethod
+    def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Store messages atomically: all or none, in one round trip where possible."""
+
+    @abstractmethod
+    def fetch(self, queues: Sequence[str] | None, limit: int, *, worker_id: str, lease_seconds: float,
+              now: dt.datetime) -> list[Delivery]:
+        """Lease up to ``limit`` due messages, highest priority first, then oldest due.
+
+        ``queues=None`` means every queue.
+        """
+
+    @abstractmethod
+    def extend(self, ids: Sequence[str], *, worker_id: str, lease_seconds: float, now: dt.datetime) -> None:
+        """Push the lease deadline of messages this worker holds."""
+
+    @abstractmethod
+    def ack(self, ids: Sequence[str]) -> None:
+        """Remove finished messages."""
+
+    @abstractmethod
+    def nack(self, delivery: Delivery, *, body: bytes | None = None, available_at: dt.datetime | None = None) -> None:
+        """Put a leased message back, optionally with a new body and due time (a retry)."""
+
+    @abstractmethod
+    def recover(self, now: dt.datetime) -> int:
+        """Return messages whose lease ran out to their queue; return how many."""
+
+    @abstractmethod
+    def purge(self, queue: str) -> list[str]:
+        """Delete the waiting (not leased) messages of ``queue``; return their ids."""
+
+    @abstractmethod
+    def depths(self, now: dt.datetime) -> list[QueueDepth]:
+        """Ready, scheduled (not yet due) and reserved counts per queue."""
+
+    def wakeup_source(self, queues: Sequence[str] | None):  # noqa: ANN201 - optional capability
+        """A :class:`~djtasks.brokers.wakeup.WakeupSource` that signals new messages, or ``None`` to poll."""
+        return None
+
+    def close(self) -> None:
+        """Release connections held by this broker."""

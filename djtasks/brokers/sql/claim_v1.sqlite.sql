@@ -1,0 +1,21 @@
+-- Lease up to LIMIT due messages of the ORM broker, highest priority first,
+-- then oldest due. One statement: SQLite takes the write lock before it
+-- reads, so two processes never claim the same row, and a busy database
+-- waits (busy timeout) instead of failing.
+--
+-- Parameters (positional): leased_until, worker_id, now, [queue names...], limit.
+-- {queue_filter} is empty (every queue) or "AND queue_name IN (...)", one parameter a queue.
+-- Returns: id, queue_name, message, deliveries, priority, available_at.
+UPDATE djtasks_taskrecord
+SET broker_state = 'leased',
+    leased_until = %s,
+    lease_owner = %s,
+    deliveries = deliveries + 1
+WHERE id IN (
+    SELECT id
+    FROM djtasks_taskrecord
+    WHERE broker_state = 'queued' AND available_at <= %s {queue_filter}
+    ORDER BY priority DESC, available_at, id
+    LIMIT %s
+)
+RETURNING id, queue_name, message, deliveries, priority, available_at

@@ -1,0 +1,164 @@
+"""The wire format: one versioned JSON envelope per task, and the value codec.
+
+An envelope is a JSON object, so workers in any language can read it::
+
+    {"v": 1, "id": "<uuid>", "task": "app.tasks.send_mail", "backend": "default",
+     "args": [...], "kwargs": {...}, "queue": "default", "priority": 0,
+     "eta": "2026-01-01T00:00:00+00:00" | null, "expires": ... | null,
+     "attempt": 1, "headers": {}}
+
+``attempt`` counts from 1. Argument values that JSON has no type for are
+tagged: ``{"__djtasks__": "datetime", "value": "2026-01-01T10:00:00+01:00"}``
+(also ``date``, ``time``, ``timedelta``, ``decimal``, ``uuid``, ``bytes``, and
+``dict`` for a mapping that itself uses the tag key), so they come back as the
+same type and value. Nothing outside this module knows the encoded bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from .exceptions import MessageDecodeError, SerializationError
+
+ENVELOPE_VERSION = 1
+TAG = "__djtasks__"
+
+
+# -- values -----------------------------------------------------------------
+
+def dump_value(value: Any) -> Any:
+    """Turn ``value`` into a tree of JSON types, tagging what JSON lacks.
+
+    Raise :class:`SerializationError` for a value of any other type.
+    """
+    match value:
+        case None | bool() | int() | float() | str():
+            return value
+        case dt.datetime():
+            return {TAG: "datetime", "value": value.isoformat()}
+        case dt.date():
+            return {TAG: "date", "value": value.isoformat()}
+        case dt.time():
+            return {TAG: "time", "value": value.isoformat()}
+        case dt.timedelta():
+            return {TAG: "timedelta", "value": [value.days, value.seconds, value.microseconds]}
+        case Decimal():
+            return {TAG: "decimal", "value": str(value)}
+        case uuid.UUID():
+            return {TAG: "uuid", "value": str(value)}
+        case bytes():
+            return {TAG: "bytes", "value": base64.b64encode(value).decode("ascii")}
+        case Mapping():
+            if not all(isinstance(key, str) for key in value):
+                raise SerializationError("mapping keys must be strings")
+            items = {key: dump_value(item) for key, item in value.items()}
+            return {TAG: "dict", "value": items} if TAG in value else items
+        case list() | tuple():
+            return [dump_value(item) for item in value]
+        case _:
+            raise SerializationError(f"a value of type {type(value).__qualname__} cannot be sent as JSON")
+
+
+_DECODERS = {
+    "datetime": dt.datetime.fromisoformat,
+    "date": dt.date.fromisoformat,
+    "time": dt.time.fromisoformat,
+    "timedelta": lambda parts: dt.timedelta(days=parts[0], seconds=parts[1], microseconds=parts[2]),
+    "decimal": Decimal,
+    "uuid": uuid.UUID,
+    "bytes": lambda text: base64.b64decode(text.encode("ascii")),
+    "dict": lambda items: {key: load_value(item) for key, item in items.items()},
+}
+
+
+def load_value(tree: Any) -> Any:
+    """Inverse of :func:`dump_value`."""
+    if isinstance(tree, list):
+        return [load_value(item) for item in tree]
+    if isinstance(tree, dict):
+        tag = tree.get(TAG)
+        if tag is None:
+            return {key: load_value(item) for key, item in tree.items()}
+        try:
+            return _DECODERS[tag](tree["value"])
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise MessageDecodeError(f"bad tagged value {tree!r}: {exc}") from exc
+    return tree
+
+
+def dump_arguments(task_path: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Encode a call's arguments, naming the first one that cannot be encoded."""
+    dumped_args = []
+    for position, value in enumerate(args):
+        dumped_args.append(_dump_argument(task_path, f"positional argument {position}", value))
+    dumped_kwargs = {}
+    for name, value in kwargs.items():
+        dumped_kwargs[name] = _dump_argument(task_path, f"argument {name!r}", value)
+    return dumped_args, dumped_kwargs
+
+
+def _dump_argument(task_path: str, label: str, value: Any) -> Any:
+    try:
+        return dump_value(value)
+    except SerializationError as exc:
+        raise SerializationError(
+            f"{label} of task {task_path!r} cannot be serialized: {exc}. "
+            "Pass JSON types, datetime/date/time/timedelta, Decimal, UUID or bytes "
+            "(for a model instance, pass its primary key)."
+        ) from None
+
+
+# -- envelopes --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """One task call on the wire. ``args``/``kwargs`` hold dumped values."""
+
+    id: str
+    task: str
+    backend: str
+    queue: str
+    priority: int = 0
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    eta: dt.datetime | None = None
+    expires: dt.datetime | None = None
+    attempt: int = 1
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    def load_args(self) -> tuple[list[Any], dict[str, Any]]:
+        """The call's arguments as Python values."""
+        return load_value(self.args), load_value(self.kwargs)
+
+
+def encode(envelope: Envelope) -> bytes:
+    """Serialize an envelope to bytes."""
+    body = asdict(envelope)
+    body["v"] = ENVELOPE_VERSION
+    body["eta"] = envelope.eta.isoformat() if envelope.eta else None
+    body["expires"] = envelope.expires.isoformat() if envelope.expires else None
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode(data: bytes | str) -> Envelope:
+    """Parse bytes made by :func:`encode`; raise :class:`MessageDecodeError`."""
+    try:
+        body = json.loads(data)
+        version = body.pop("v")
+        if version != ENVELOPE_VERSION:
+            raise MessageDecodeError(f"unsupported envelope version {version!r}")
+        for name in ("eta", "expires"):
+            if body.get(name):
+                body[name] = dt.datetime.fromisoformat(body[name])
+        return Envelope(**body)
+    except MessageDecodeError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise MessageDecodeError(f"cannot decode message: {exc}") from exc

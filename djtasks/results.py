@@ -1,0 +1,126 @@
+"""Result rows: create, mark started, record outcomes, read back.
+
+Writes come in batches from the worker: one UPDATE marks a whole fetched
+batch started, and the outcomes of many tasks are written in one transaction
+together with their broker acks when the broker shares the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import F, Func, Value
+from django.db.models.functions import Coalesce
+from django.tasks import TaskResultStatus
+
+from .messages import Envelope
+from .models import TaskRecord
+
+
+class JSONAppend(Func):
+    """``column`` with one more element at the end of its JSON list, computed in the database.
+
+    Appending in SQL spares reading the row first (worker ids, errors).
+    """
+
+    output_field = models.JSONField()
+    templates = {
+        "postgresql": "(COALESCE({column}, '[]'::jsonb) || jsonb_build_array(%s::jsonb))",
+        "sqlite": "json_insert(COALESCE({column}, '[]'), '$[#]', json(%s))",
+        "mysql": "JSON_MERGE_PRESERVE(COALESCE({column}, JSON_ARRAY()), CONCAT('[', %s, ']'))",
+    }
+
+    def __init__(self, column: str, element: Any) -> None:
+        super().__init__(F(column))
+        self.element_json = json.dumps(element)
+
+    def as_sql(self, compiler, connection, **extra):  # noqa: ANN001, ANN201
+        column_sql, params = compiler.compile(self.get_source_expressions()[0])
+        template = self.templates[connection.vendor]
+        return template.format(column=column_sql), (*params, self.element_json)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorInfo:
+    exception_class_path: str
+    message: str
+    traceback: str
+
+    def as_json(self, attempt: int, at: dt.datetime) -> dict[str, Any]:
+        return {"exception_class_path": self.exception_class_path, "message": self.message,
+                "traceback": self.traceback, "attempt": attempt, "at": at.isoformat()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """How one attempt of a task ended, as the worker reports it."""
+
+    task_id: str
+    status: TaskResultStatus  # SUCCESSFUL, FAILED, or READY for a scheduled retry
+    at: dt.datetime
+    attempt: int
+    return_value: Any = None  # dumped (JSON-safe) value
+    error: ErrorInfo | None = None
+    retry_at: dt.datetime | None = None
+
+
+class ResultStore:
+    """Result rows in database ``alias``."""
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+
+    def rows(self) -> models.QuerySet[TaskRecord]:
+        return TaskRecord.objects.using(self.alias)
+
+    def create_pending(self, envelopes: Sequence[Envelope], enqueued_at: dt.datetime) -> None:
+        """Insert READY rows for envelopes a broker other than the ORM one queued."""
+        self.rows().bulk_create([TaskRecord.from_envelope(e, enqueued_at) for e in envelopes], batch_size=1000)
+
+    def mark_started(self, ids: Sequence[str], worker_id: str, at: dt.datetime) -> None:
+        """One UPDATE: the tasks ``ids`` run now on ``worker_id``."""
+        if not ids:
+            return
+        self.rows().filter(id__in=ids).update(
+            status=TaskResultStatus.RUNNING,
+            started_at=Coalesce("started_at", Value(at, output_field=models.DateTimeField())),
+            last_attempted_at=at,
+            attempts=F("attempts") + 1,
+            worker_ids=JSONAppend("worker_ids", worker_id),
+        )
+
+    def record(self, outcomes: Iterable[Outcome]) -> None:
+        """Write outcomes; the caller holds the transaction."""
+        rows = self.rows()
+        for outcome in outcomes:
+            changes: dict[str, Any] = {"status": outcome.status, "progress": None}
+            if outcome.status == TaskResultStatus.SUCCESSFUL:
+                changes.update(finished_at=outcome.at, return_value=outcome.return_value)
+            elif outcome.status == TaskResultStatus.READY:
+                changes.update(run_after=outcome.retry_at)
+            else:
+                changes.update(finished_at=outcome.at)
+            if outcome.error is not None:
+                changes["errors"] = JSONAppend("errors", outcome.error.as_json(outcome.attempt, outcome.at))
+            rows.filter(id=outcome.task_id).update(**changes)
+
+    def set_progress(self, task_id: str, done: int, total: int | None, message: str | None) -> None:
+        self.rows().filter(id=task_id).update(progress={"done": done, "total": total, "message": message})
+
+    def get(self, task_id: str) -> TaskRecord:
+        """The row of ``task_id``; raise ``TaskRecord.DoesNotExist``."""
+        return self.rows().get(id=task_id)
+
+    def atomic(self) -> transaction.Atomic:
+        return transaction.atomic(using=self.alias, savepoint=False)
+
+    def delete_finished_before(self, moment: dt.datetime) -> int:
+        """Remove finished rows older than ``moment``; return how many."""
+        done = (TaskResultStatus.SUCCESSFUL, TaskResultStatus.FAILED)
+        deleted, _ = self.rows().filter(status__in=done, finished_at__lt=moment, broker_state__isnull=True).delete()
+        return deleted

@@ -1,0 +1,158 @@
+"""Run ONE delivered message and say how it ended. All worker hygiene lives here.
+
+The executor never writes results or talks to the broker: it returns a
+:class:`Completion`, which the supervisor writes in a batch and acks. So it
+can run in any pool (a thread, a forked child, a greenlet).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import traceback
+from dataclasses import dataclass, replace
+from typing import Any
+
+from django.db import close_old_connections
+from django.tasks import TaskResultStatus
+from django.tasks.signals import task_finished, task_started
+from django.utils import timezone
+
+from .. import messages, registry
+from ..brokers import Delivery
+from ..exceptions import DjTasksError, MaxRetriesExceeded, Retry, TaskExpired
+from ..results import ErrorInfo, Outcome, ResultStore
+from ..task import DjTask
+from ..taskresult import DjTaskContext, DjTaskError, DjTaskResult
+
+logger = logging.getLogger("djtasks.worker")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Completion:
+    """The end of one delivery: what to record, and how to settle the message."""
+
+    delivery: Delivery
+    outcome: Outcome
+    task_path: str
+    duration_seconds: float
+    #: For a retry: the message to deliver again at ``outcome.retry_at``.
+    retry_body: bytes | None = None
+
+
+def error_info(error: BaseException) -> ErrorInfo:
+    cls = type(error)
+    return ErrorInfo(exception_class_path=f"{cls.__module__}.{cls.__qualname__}", message=str(error),
+                     traceback="".join(traceback.format_exception(error)))
+
+
+class Executor:
+    """Runs deliveries for one backend, as worker ``worker_id``."""
+
+    def __init__(self, *, backend: Any, worker_id: str) -> None:
+        self.backend = backend
+        self.worker_id = worker_id
+        self.results: ResultStore = backend.results
+
+    def __call__(self, delivery: Delivery) -> Completion:
+        started = time.monotonic()
+        attempt = max(1, delivery.deliveries)
+        task_path = "?"
+        try:
+            envelope = messages.decode(delivery.body)
+            task_path = envelope.task
+            task = registry.lookup(envelope.task)
+            if not isinstance(task, DjTask):
+                raise DjTasksError(f"{envelope.task!r} is not a djtasks task")
+            now = timezone.now()
+            if envelope.expires is not None and now > envelope.expires:
+                raise TaskExpired(f"not started before it expired at {envelope.expires.isoformat()}")
+            args, kwargs = envelope.load_args()
+        except DjTasksError as exc:
+            # Undecodable, unknown or expired: never run, recorded as FAILED with the reason.
+            outcome = Outcome(task_id=delivery.id, status=TaskResultStatus.FAILED, at=timezone.now(),
+                              attempt=attempt, error=error_info(exc))
+            return Completion(delivery=delivery, outcome=outcome, task_path=task_path,
+                              duration_seconds=time.monotonic() - started)
+        outcome, retry_body = self._run(delivery, envelope, task, args, kwargs, attempt)
+        return Completion(delivery=delivery, outcome=outcome, task_path=task_path,
+                          duration_seconds=time.monotonic() - started, retry_body=retry_body)
+
+    def _run(self, delivery: Delivery, envelope: messages.Envelope, task: DjTask, args: list, kwargs: dict,
+             attempt: int) -> tuple[Outcome, bytes | None]:
+        now = timezone.now()
+        result = DjTaskResult(task=task, id=delivery.id, status=TaskResultStatus.RUNNING, enqueued_at=None,
+                              started_at=now, finished_at=None, last_attempted_at=now, args=args, kwargs=kwargs,
+                              backend=envelope.backend, errors=[], worker_ids=[self.worker_id])
+        close_old_connections()
+        try:
+            task_started.send(sender=type(self.backend), task_result=result)
+            if task.takes_context:
+                context = DjTaskContext(task_result=result, attempt_number=attempt,
+                                        progress_callback=self._progress_writer(delivery.id))
+                value = task.call(context, *args, **kwargs)
+            else:
+                value = task.call(*args, **kwargs)
+            outcome, retry_body = self._success(delivery, value, attempt), None
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # noqa: BLE001 - a task's error never stops the worker
+            outcome, retry_body = self._failure(delivery, envelope, task, error, attempt)
+        finally:
+            close_old_connections()
+        self._finish_signal(result, outcome)
+        return outcome, retry_body
+
+    def _success(self, delivery: Delivery, value: Any, attempt: int) -> Outcome:
+        try:
+            dumped = messages.dump_value(value)
+        except DjTasksError as exc:
+            error = DjTasksError(f"the return value cannot be stored: {exc}")
+            return Outcome(task_id=delivery.id, status=TaskResultStatus.FAILED, at=timezone.now(), attempt=attempt,
+                           error=error_info(error))
+        return Outcome(task_id=delivery.id, status=TaskResultStatus.SUCCESSFUL, at=timezone.now(), attempt=attempt,
+                       return_value=dumped)
+
+    def _failure(self, delivery: Delivery, envelope: messages.Envelope, task: DjTask, error: BaseException,
+                 attempt: int) -> tuple[Outcome, bytes | None]:
+        policy = task.retry_policy
+        now = timezone.now()
+        if isinstance(error, Retry):
+            if attempt > policy.max_retries:
+                reported = error.exc or MaxRetriesExceeded(f"gave up after {attempt} attempts")
+                return Outcome(task_id=delivery.id, status=TaskResultStatus.FAILED, at=now, attempt=attempt,
+                               error=error_info(reported)), None
+            delay = error.countdown if error.countdown is not None else policy.delay_seconds(attempt)
+            reported = error.exc or error
+        elif policy.should_retry(error, attempt):
+            delay, reported = policy.delay_seconds(attempt), error
+        else:
+            return Outcome(task_id=delivery.id, status=TaskResultStatus.FAILED, at=now, attempt=attempt,
+                           error=error_info(error)), None
+        retry_at = now + dt.timedelta(seconds=max(0.0, delay))
+        body = messages.encode(replace(envelope, attempt=attempt + 1, eta=retry_at))
+        outcome = Outcome(task_id=delivery.id, status=TaskResultStatus.READY, at=now, attempt=attempt,
+                          error=error_info(reported), retry_at=retry_at)
+        return outcome, body
+
+    def _finish_signal(self, result: DjTaskResult, outcome: Outcome) -> None:
+        object.__setattr__(result, "status", outcome.status)
+        if outcome.status != TaskResultStatus.READY:
+            object.__setattr__(result, "finished_at", outcome.at)
+        if outcome.error is not None:
+            e = outcome.error
+            result.errors.append(DjTaskError(exception_class_path=e.exception_class_path, traceback=e.traceback,
+                                             message=e.message))
+        if outcome.status == TaskResultStatus.SUCCESSFUL:
+            object.__setattr__(result, "_return_value", messages.load_value(outcome.return_value))
+        try:
+            task_finished.send(sender=type(self.backend), task_result=result)
+        except Exception:  # noqa: BLE001 - a faulty receiver must not lose the outcome
+            logger.exception("a task_finished receiver failed", extra={"task_id": result.id})
+
+    def _progress_writer(self, task_id: str):  # noqa: ANN202
+        def write(done: int, total: int | None, message: str | None) -> None:
+            self.results.set_progress(task_id, done, total, message)
+
+        return write

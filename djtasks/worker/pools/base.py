@@ -1,0 +1,45 @@
+"""The pool interface: where the supervisor's deliveries run.
+
+A pool is given the function that runs one delivery and the callback that
+takes its completion; it only decides *where* that function runs (the
+calling thread, a thread, later a forked child or a greenlet).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+from ...brokers import Delivery
+from ..executor import Completion
+
+Execute = Callable[[Delivery], Completion]
+OnDone = Callable[[Completion], None]
+
+
+class Pool(ABC):
+    """Runs deliveries; at most ``concurrency`` at once."""
+
+    name: str = ""
+
+    def __init__(self, execute: Execute, on_done: OnDone, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+        self.execute = execute
+        self.on_done = on_done
+        self.concurrency = concurrency
+
+    def start(self) -> None:
+        """Prepare to run deliveries (start threads or children)."""
+
+    @abstractmethod
+    def submit(self, delivery: Delivery) -> None:
+        """Run ``delivery``; call ``on_done`` with its completion."""
+
+    @abstractmethod
+    def free_slots(self) -> int:
+        """How many more deliveries can start now."""
+
+    @abstractmethod
+    def stop(self, timeout: float | None) -> bool:
+        """Finish what runs (up to ``timeout`` seconds); return True if all finished."""

@@ -1,0 +1,246 @@
+"""The supervisor: reserves messages, feeds the pool, records outcomes, keeps leases alive."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db import DatabaseError, close_old_connections
+from django.tasks import TaskResultStatus
+from django.utils import timezone
+
+from ..brokers import Broker, Delivery
+from ..brokers.database import DatabaseBroker
+from ..results import ResultStore
+from .executor import Completion, Executor
+from .pools import Pool, make_pool
+
+logger = logging.getLogger("djtasks.worker")
+
+#: Seconds to wait before the next loop after the database or broker failed.
+ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
+
+
+def make_worker_id() -> str:
+    return f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    completions: list[Completion] = field(default_factory=list)
+
+
+class Worker:
+    """One worker: a supervisor loop in the calling thread and a pool.
+
+    ``queues=None`` serves every queue. ``burst=True`` returns when nothing
+    is due and nothing runs.
+    """
+
+    def __init__(self, *, backend, pool: str = "threads", concurrency: int = 1,  # noqa: ANN001
+                 queues: Sequence[str] | None = None, burst: bool = False, worker_id: str | None = None,
+                 keep_completions: bool = False, clock=timezone.now) -> None:  # noqa: ANN001
+        self.backend = backend
+        self.broker: Broker = backend.broker
+        self.results: ResultStore = backend.results
+        self.config = backend.config
+        self.queues = list(queues) if queues else None
+        self.burst = burst
+        self.worker_id = worker_id or make_worker_id()
+        self.keep_completions = keep_completions
+        #: What "now" is when deciding which messages are due (tests may look ahead).
+        self.clock = clock
+        self.stats = WorkerStats()
+        self._done: queue.SimpleQueue[Completion] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._finished = threading.Event()
+        self._in_flight: dict[str, Delivery] = {}
+        self._in_flight_lock = threading.Lock()
+        self._unwritten: list[Completion] = []
+        self.pool: Pool = make_pool(pool, Executor(backend=backend, worker_id=self.worker_id), self._on_done,
+                                    concurrency)
+        self._shares_database = isinstance(self.broker, DatabaseBroker) and self.broker.alias == self.results.alias
+
+    # -- control -----------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop taking work; finish what runs, then :meth:`run` returns."""
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # -- the loop ----------------------------------------------------------
+
+    def run(self) -> WorkerStats:
+        """Serve until stopped (or, in burst mode, until nothing is due)."""
+        logger.info("worker %s serving %s with pool %s (concurrency %d)", self.worker_id,
+                    ", ".join(self.queues) if self.queues else "every queue", self.pool.name, self.pool.concurrency)
+        self.pool.start()
+        wakeup = None if self.burst else self.broker.wakeup_source(self.queues)
+        if wakeup is not None:
+            wakeup.start(self._wake)
+        heartbeat = threading.Thread(target=self._heartbeat, name="djtasks-heartbeat", daemon=True)
+        heartbeat.start()
+        try:
+            self._serve()
+        finally:
+            self._stopping.set()
+            self._finished.set()
+            if wakeup is not None:
+                wakeup.stop()
+        return self.stats
+
+    def _serve(self) -> None:
+        failures = 0
+        next_recovery = 0.0
+        grace_deadline = None
+        while True:
+            try:
+                self._write_completions()
+                if self.stopping:
+                    grace_deadline = grace_deadline or time.monotonic() + self.config.shutdown_grace_seconds
+                    if not self._in_flight or time.monotonic() >= grace_deadline:
+                        break
+                    self._wait(0.1)
+                    continue
+                if time.monotonic() >= next_recovery:
+                    self._recover()
+                    next_recovery = time.monotonic() + self.config.lease_seconds / 4
+                if self._reserve():
+                    failures = 0
+                    continue
+                if self.burst and not self._in_flight and self._done.empty():
+                    break
+                self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
+                failures = 0
+            except DatabaseError as exc:
+                delay = ERROR_BACKOFF_SECONDS[min(failures, len(ERROR_BACKOFF_SECONDS) - 1)]
+                if failures == 0:
+                    logger.error("database error in the worker loop (%s); retrying every few seconds", exc)
+                failures += 1
+                close_old_connections()
+                self._stopping.wait(delay)
+        if self._in_flight:
+            logger.warning("stopping with %d task(s) unfinished; they come back when their lease runs out",
+                           len(self._in_flight))
+        self.pool.stop(timeout=0 if self._in_flight else 5)
+
+    def _wait(self, seconds: float) -> None:
+        if self._done.empty():
+            self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _reserve(self) -> bool:
+        free = self.pool.free_slots()
+        if free <= 0:
+            return False
+        limit = free * self.config.prefetch_multiplier
+        deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
+                                       lease_seconds=self.config.lease_seconds, now=self.clock())
+        if not deliveries:
+            return False
+        self.results.mark_started([d.id for d in deliveries], self.worker_id, timezone.now())
+        with self._in_flight_lock:
+            self._in_flight.update((d.id, d) for d in deliveries)
+        for delivery in deliveries:
+            self.pool.submit(delivery)
+            self._write_completions()  # the solo pool finished it already
+        return True
+
+    def _recover(self) -> None:
+        recovered = self.broker.recover(timezone.now())
+        if recovered:
+            logger.warning("%d task(s) whose worker stopped answering are queued again", recovered)
+
+    def _on_done(self, completion: Completion) -> None:
+        self._done.put(completion)
+        self._wake.set()
+
+    # -- writing outcomes --------------------------------------------------
+
+    def _write_completions(self) -> None:
+        while True:
+            try:
+                self._unwritten.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        if not self._unwritten:
+            return
+        batch = self._unwritten
+        if self._shares_database:
+            with self.results.atomic():
+                self._settle(batch)
+        else:
+            self._settle(batch)
+        self._unwritten = []
+        with self._in_flight_lock:
+            for completion in batch:
+                self._in_flight.pop(completion.delivery.id, None)
+        for completion in batch:
+            self._log(completion)
+
+    def _settle(self, batch: list[Completion]) -> None:
+        """Record outcomes first, then ack: a crash in between re-runs, never loses."""
+        with self.results.atomic():
+            self.results.record([c.outcome for c in batch])
+        self.broker.ack([c.delivery.id for c in batch if c.retry_body is None])
+        for completion in batch:
+            if completion.retry_body is not None:
+                self.broker.nack(completion.delivery, body=completion.retry_body,
+                                 available_at=completion.outcome.retry_at)
+
+    def _log(self, completion: Completion) -> None:
+        outcome = completion.outcome
+        if outcome.status == TaskResultStatus.SUCCESSFUL:
+            self.stats.succeeded += 1
+        elif outcome.status == TaskResultStatus.FAILED:
+            self.stats.failed += 1
+        else:
+            self.stats.retried += 1
+        if self.keep_completions:
+            self.stats.completions.append(completion)
+        extra = {"task_id": outcome.task_id, "task": completion.task_path}
+        if outcome.status == TaskResultStatus.READY:
+            logger.warning("Task %s[%s] RETRY at %s after %.3fs: %s", completion.task_path, outcome.task_id,
+                           outcome.retry_at.isoformat(), completion.duration_seconds,
+                           outcome.error.message if outcome.error else "", extra=extra)
+        elif outcome.status == TaskResultStatus.FAILED:
+            error = outcome.error
+            logger.error("Task %s[%s] FAILED in %.3fs: %s: %s", completion.task_path, outcome.task_id,
+                         completion.duration_seconds, error.exception_class_path if error else "?",
+                         error.message if error else "", extra=extra)
+        else:
+            logger.info("Task %s[%s] SUCCESSFUL in %.3fs", completion.task_path, outcome.task_id,
+                        completion.duration_seconds, extra=extra)
+
+    # -- leases ------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        """Extend the leases of held messages, so a healthy long task is never re-delivered."""
+        interval = self.config.lease_seconds / 3
+        while not self._finished.wait(interval):
+            with self._in_flight_lock:
+                ids = list(self._in_flight)
+            if not ids:
+                continue
+            try:
+                self.broker.extend(ids, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds,
+                                   now=timezone.now())
+            except DatabaseError as exc:
+                logger.warning("could not extend leases (%s); will try again", exc)
+            finally:
+                close_old_connections()

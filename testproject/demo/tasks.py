@@ -1,0 +1,71 @@
+"""Sample tasks of the demo project (also used by the end-to-end tests)."""
+
+import os
+import time
+
+from django.core.mail import send_mail
+from django.tasks import task
+
+from djtasks import djtask
+
+from .models import Attempt, TaskRun
+
+
+@djtask
+def add(x, y):
+    """Fast: return the sum."""
+    return x + y
+
+
+@djtask(takes_context=True)
+def slow_count(context, steps=10, step_seconds=0.2):
+    """Slow: count to ``steps``, reporting progress."""
+    for done in range(1, steps + 1):
+        time.sleep(step_seconds)
+        context.set_progress(done, steps, f"step {done} of {steps}")
+    return steps
+
+
+class FlakyError(ConnectionError):
+    pass
+
+
+@djtask(max_retries=3, retry_on=(FlakyError,), retry_delay=0.2, retry_backoff=True, takes_context=True)
+def flaky(context, key, failures=2):
+    """Fail ``failures`` times, then succeed: shows retries with backoff."""
+    Attempt.objects.create(key=key)
+    if context.attempt <= failures:
+        raise FlakyError(f"attempt {context.attempt} of {key!r} fails on purpose")
+    return f"{key} succeeded on attempt {context.attempt}"
+
+
+@djtask(queue_name="mail")
+def send_welcome_mail(address):
+    """Send mail through Django's mail API."""
+    return send_mail("Welcome", "Thanks for trying djtasks.", None, [address])
+
+
+@task()
+def plain_django_task(name):
+    """Written against plain ``django.tasks``; runs on djtasks unchanged."""
+    return f"hello {name}"
+
+
+@djtask
+def record_run(key):
+    """Insert one row per call; a unique key makes a second run of the same call fail loudly."""
+    TaskRun.objects.create(key=key, worker_pid=os.getpid())
+    return key
+
+
+@djtask
+def sleep_then_record(key, seconds):
+    """A long task: sleep, then record that it ran to completion."""
+    time.sleep(seconds)
+    TaskRun.objects.create(key=key, worker_pid=os.getpid())
+    return key
+
+
+@djtask
+def always_fails(message):
+    raise ValueError(message)
