@@ -10,6 +10,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core import checks
+from django.core.exceptions import ValidationError
 from django.tasks import TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -114,7 +115,7 @@ class DjTasksBackend(BaseTaskBackend):
     def get_result(self, result_id: str) -> DjTaskResult:
         try:
             row = self.results.get(result_id)
-        except (TaskRecord.DoesNotExist, ValueError, TypeError) as exc:
+        except (TaskRecord.DoesNotExist, ValidationError, ValueError, TypeError) as exc:
             raise TaskResultDoesNotExist(result_id) from exc
         return self.result_from_row(row)
 
@@ -124,10 +125,10 @@ class DjTasksBackend(BaseTaskBackend):
     def result_from_row(self, row: TaskRecord) -> DjTaskResult:
         """Build the ``TaskResult`` that a row describes."""
         try:
-            task = registry.lookup(row.task_path)
+            task = registry.lookup(row.task_path).using(queue_name=row.queue_name, priority=row.priority,
+                                                        backend=row.backend)
         except DjTasksError as exc:
-            raise TaskResultDoesNotExist(f"{row.id}: {exc}") from exc
-        task = task.using(queue_name=row.queue_name, priority=row.priority, backend=row.backend)
+            task = _unregistered_task(row, exc)
         args, kwargs = messages.load_value(row.args), messages.load_value(row.kwargs)
         result = DjTaskResult(
             task=task, id=str(row.id), status=TaskResultStatus(row.status), enqueued_at=row.enqueued_at,
@@ -167,10 +168,27 @@ def _moment(value: dt.datetime | dt.timedelta | float | None, now: dt.datetime) 
     return now + dt.timedelta(seconds=_seconds(value))
 
 
+def _unchecked(cls: type, fields: Mapping[str, Any]) -> Any:
+    """A task instance made without ``__post_init__``: not validated, not registered."""
+    instance = object.__new__(cls)
+    for name, field in cls.__dataclass_fields__.items():
+        object.__setattr__(instance, name, fields[name] if name in fields else field.default)
+    return instance
+
+
 def _with_run_after(task: Any, run_after: dt.datetime | None) -> Any:
-    """A shallow stand-in of ``task`` for validation, without running ``__post_init__``."""
-    clone = object.__new__(type(task))
-    for name in task.__dataclass_fields__:
-        object.__setattr__(clone, name, getattr(task, name))
-    object.__setattr__(clone, "run_after", run_after)
-    return clone
+    """A copy of ``task`` with an absolute ``run_after``, for Django's validation."""
+    values = {name: getattr(task, name) for name in task.__dataclass_fields__}
+    return _unchecked(type(task), {**values, "run_after": run_after})
+
+
+def _unregistered_task(row: TaskRecord, error: Exception) -> DjTask:
+    """A stand-in task for a row whose task is not registered here: its result stays readable."""
+    module, _, name = row.task_path.rpartition(".")
+
+    def unregistered(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    unregistered.__module__, unregistered.__name__, unregistered.__qualname__ = module, name, name
+    return _unchecked(DjTask, {"func": unregistered, "backend": row.backend, "queue_name": row.queue_name,
+                               "priority": row.priority, "retry_on": (Exception,)})

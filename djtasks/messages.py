@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .exceptions import MessageDecodeError, SerializationError
 
@@ -42,6 +43,10 @@ def dump_value(value: Any) -> Any:
         case None | bool() | int() | float() | str():
             return value
         case dt.datetime():
+            if isinstance(value.tzinfo, ZoneInfo):
+                # Keep the zone, not only today's offset: a time in a DST gap or
+                # fold only compares equal to itself in its own zone.
+                return {TAG: "datetime", "value": value.isoformat(), "tz": value.tzinfo.key, "fold": value.fold}
             return {TAG: "datetime", "value": value.isoformat()}
         case dt.date():
             return {TAG: "date", "value": value.isoformat()}
@@ -66,8 +71,14 @@ def dump_value(value: Any) -> Any:
             raise SerializationError(f"a value of type {type(value).__qualname__} cannot be sent as JSON")
 
 
+def _load_datetime(tree: dict[str, Any]) -> dt.datetime:
+    moment = dt.datetime.fromisoformat(tree["value"])
+    if "tz" in tree:
+        moment = moment.replace(tzinfo=ZoneInfo(tree["tz"]), fold=tree.get("fold", 0))
+    return moment
+
+
 _DECODERS = {
-    "datetime": dt.datetime.fromisoformat,
     "date": dt.date.fromisoformat,
     "time": dt.time.fromisoformat,
     "timedelta": lambda parts: dt.timedelta(days=parts[0], seconds=parts[1], microseconds=parts[2]),
@@ -87,8 +98,8 @@ def load_value(tree: Any) -> Any:
         if tag is None:
             return {key: load_value(item) for key, item in tree.items()}
         try:
-            return _DECODERS[tag](tree["value"])
-        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            return _load_datetime(tree) if tag == "datetime" else _DECODERS[tag](tree["value"])
+        except (KeyError, TypeError, ValueError, ArithmeticError, ZoneInfoNotFoundError) as exc:
             raise MessageDecodeError(f"bad tagged value {tree!r}: {exc}") from exc
     return tree
 

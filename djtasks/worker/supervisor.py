@@ -68,7 +68,7 @@ class Worker:
         self._in_flight: dict[str, Delivery] = {}
         self._in_flight_lock = threading.Lock()
         self._unwritten: list[Completion] = []
-        self.pool: Pool = make_pool(pool, Executor(backend=backend, worker_id=self.worker_id), self._on_done,
+        self.pool: Pool = make_pool(pool, Executor(backend=backend, worker_id=self.worker_id, clock=clock), self._on_done,
                                     concurrency)
         self._shares_database = isinstance(self.broker, DatabaseBroker) and self.broker.alias == self.results.alias
 

@@ -3,7 +3,7 @@
 -- without waiting on each other.
 --
 -- Parameters (positional): leased_until, worker_id, now, [queue names...], limit.
--- {queue_filter} is empty (every queue) or "AND queue_name IN (...)", one parameter a queue.
+-- The queue_filter placeholder is empty (every queue) or "AND queue_name IN (...)", one parameter a queue.
 -- Returns: id, queue_name, message, deliveries, priority, available_at.
 UPDATE djtasks_taskrecord AS t
 SET broker_state = 'leased',
