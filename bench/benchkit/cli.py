@@ -14,7 +14,7 @@ from typing import Any
 from .config import FULL, PROJECT_DIR, QUICK, RESULTS_DIR, WORKLOADS, Contestant, Sizes, select_contestants
 from .harness import Harness
 from .machine import describe
-from .report import Result, print_tables, ratios_json, rst_tables
+from .report import Result, print_tables, ratios_json, rst_tables, summary_json
 from .services import Services, remove_sqlite, sqlite_path
 from .workloads import WORKLOAD_FUNCTIONS
 
@@ -27,7 +27,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}"
     )
     parser.add_argument("--tasks", type=int, help="number of tasks of the drain workload (default 3000)")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--quick", action="store_true", help="small sizes and one round, for a smoke run")
+    parser.add_argument("--repeat", type=int, help="rounds of every workload; figures are medians (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the databases of the last runs")
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
@@ -79,25 +80,40 @@ def log(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def run_contestant(
-    contestant: Contestant, workloads: list[str], sizes: Sizes, services: Services, run_id: str
-) -> Result:
-    """Run the chosen workloads for one contestant; a failing workload records its error."""
-    figures: dict[str, Any] = {}
-    for workload in workloads:
-        harness = Harness(contestant, services, prefix=f"bench:{run_id}:{contestant.name}:{workload}")
-        log(f"{contestant.name}: {workload} ...")
-        started = time.monotonic()
-        try:
-            figures[workload] = WORKLOAD_FUNCTIONS[workload](harness, sizes)
-        except Exception as exc:  # noqa: BLE001  (one broken contestant must not stop the run)
-            traceback.print_exc(file=sys.stderr)
-            figures[workload] = {"error": f"{type(exc).__name__}: {exc}"}
-        finally:
-            harness.cleanup()
-        outcome = "error" if "error" in figures[workload] else "ok"
-        log(f"{contestant.name}: {workload} {outcome} in {time.monotonic() - started:.1f} s")
-    return {"status": "ran", "worker": contestant.worker_desc, "workloads": figures}
+def run_workload(
+    contestant: Contestant, workload: str, sizes: Sizes, services: Services, prefix: str
+) -> dict[str, Any]:
+    """Run one workload for one contestant; an exception becomes ``{"error": ...}``."""
+    harness = Harness(contestant, services, prefix=prefix)
+    started = time.monotonic()
+    try:
+        figures = WORKLOAD_FUNCTIONS[workload](harness, sizes)
+    except Exception as exc:  # noqa: BLE001  (one broken contestant must not stop the run)
+        traceback.print_exc(file=sys.stderr)
+        figures = {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        harness.cleanup()
+    outcome = f"error: {figures['error'].splitlines()[0]}" if "error" in figures else "ok"
+    log(f"{contestant.name}: {workload} {outcome} ({time.monotonic() - started:.1f} s)")
+    return figures
+
+
+def run_rounds(
+    contestants: list[Contestant], workloads: list[str], sizes: Sizes, services: Services, run_id: str, repeat: int
+) -> dict[str, Result]:
+    """Run every workload ``repeat`` times, interleaving contestants so that noise spreads evenly."""
+    results: dict[str, Result] = {
+        c.name: {"status": "ran", "worker": c.worker_desc, "rounds": [{} for _ in range(repeat)]}
+        for c in contestants
+    }
+    for round_index in range(repeat):
+        for workload in workloads:
+            for contestant in contestants:
+                log(f"round {round_index + 1}/{repeat}: {contestant.name}: {workload} ...")
+                prefix = f"bench:{run_id}:{round_index}:{contestant.name}:{workload}"
+                figures = run_workload(contestant, workload, sizes, services, prefix)
+                results[contestant.name]["rounds"][round_index][workload] = figures
+    return results
 
 
 def drop_databases(contestants: list[Contestant], services: Services) -> None:
@@ -131,24 +147,26 @@ def main(argv: list[str] | None = None) -> int:
     has_djtasks = djtasks_available()
     if not has_djtasks:
         log("djtasks is not importable (import djtasks.backend failed): its rows are 'pending'")
-    results: dict[str, Result] = {}
+    runnable = [c for c in contestants if has_djtasks or not c.is_djtasks]
     try:
-        for contestant in contestants:
-            if contestant.is_djtasks and not has_djtasks:
-                results[contestant.name] = {"status": "pending", "worker": contestant.worker_desc, "workloads": {}}
-                continue
-            results[contestant.name] = run_contestant(contestant, workloads, sizes, services, run_id)
+        ran = run_rounds(runnable, workloads, sizes, services, run_id, args.repeat or (1 if args.quick else 3))
     finally:
         if not args.keep:
             drop_databases(contestants, services)
+    pending: Result = {"status": "pending", "rounds": []}
+    results = {c.name: ran.get(c.name) or {**pending, "worker": c.worker_desc} for c in contestants}
     report: dict[str, Any] = {
         "run_id": run_id,
         "machine": describe(services),
         "sizes": dataclasses.asdict(sizes),
         "workloads": workloads,
+        "repeat": args.repeat or (1 if args.quick else 3),
         "results": results,
+        "summary": summary_json(results),
         "ratios": ratios_json(results),
     }
     save(report, run_id)
-    print_tables(results, f"run {run_id}, {report['machine']['cpus']} CPUs {report['machine']['cpu_model']}")
+    machine = report["machine"]
+    title = f"run {run_id}, {machine['cpus']} CPUs {machine['cpu_model']}, medians of {report['repeat']} round(s)"
+    print_tables(results, title)
     return 0

@@ -92,7 +92,7 @@ CONTESTANTS: tuple[Contestant, ...] = (
     Contestant("djtasks-sqlite", "djtasks", "sqlite", "", _djtasks_worker(), DJTASKS_WORKER_DESC, bulk=True),
     Contestant(
         "djtasks-redis", "djtasks", "postgres", "bench_djtasks_redis", _djtasks_worker(),
-        DJTASKS_WORKER_DESC + " (Redis broker, results in PostgreSQL)",
+        DJTASKS_WORKER_DESC + ", Redis broker",
         redis_broker_db=REDIS_DB_DJTASKS_BROKER, bulk=True,
     ),
     Contestant(

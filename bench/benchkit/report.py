@@ -1,12 +1,13 @@
 """Tables of the figures and of the djtasks / peer ratios (rich if installed, else plain)."""
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .config import CONTESTANTS, Contestant
 
-Result = dict[str, Any]  # one contestant: {"status": ..., "workloads": {name: figures | {"error": ...}}}
+Result = dict[str, Any]  # one contestant: {"status", "worker", "rounds": [{workload: figures | {"error": ...}}]}
 
 
 @dataclass(frozen=True)
@@ -35,18 +36,51 @@ METRICS: tuple[Metric, ...] = (
 )
 
 
+def round_values(result: Result, metric: Metric) -> tuple[list[float], int]:
+    """The metric's figure in every round that has one, and the number of failed rounds."""
+    values: list[float] = []
+    errors = 0
+    for workloads in result.get("rounds", []):
+        figures = workloads.get(metric.workload)
+        if figures is None:
+            continue
+        if "error" in figures:
+            errors += 1
+            continue
+        value = metric.extract(figures)
+        if value is not None:
+            values.append(float(value))
+    return values, errors
+
+
 def metric_value(result: Result | None, metric: Metric) -> float | str | None:
-    """A figure, or a marker string ("pending", "error", "-") when there is none."""
+    """The median over the rounds, or a marker ("pending", "error") when there is none."""
     if result is None:
         return None
     if result.get("status") == "pending":
         return "pending"
-    figures = result.get("workloads", {}).get(metric.workload)
-    if figures is None:
-        return None
-    if "error" in figures:
-        return "error"
-    return metric.extract(figures)
+    values, errors = round_values(result, metric)
+    if values:
+        return statistics.median(values)
+    return "error" if errors else None
+
+
+def summary_json(results: dict[str, Result]) -> dict[str, dict[str, Any]]:
+    """Per contestant and metric: median, min, max, rounds and failed rounds (for the JSON file)."""
+    summary: dict[str, dict[str, Any]] = {}
+    for name, result in results.items():
+        summary[name] = {}
+        for metric in METRICS:
+            values, errors = round_values(result, metric)
+            if values or errors:
+                summary[name][metric.header] = {
+                    "median": statistics.median(values) if values else None,
+                    "min": min(values, default=None),
+                    "max": max(values, default=None),
+                    "rounds": len(values),
+                    "failed_rounds": errors,
+                }
+    return summary
 
 
 def format_cell(value: float | str | None, digits: int) -> str:

@@ -65,13 +65,11 @@ class Workers:
 
     def start(self, db: E2EDatabase, name: str, *args: str, wait_serving: bool = True,
               env: dict[str, str | float] | None = None) -> WorkerProcess:
-        """Start ``manage.py runworker *args`` on ``db`` (see :func:`helpers.start_worker`)."""
-        worker = start_worker(db, self.log_dir, name, *args, wait_serving=False, env=env)
+        """Start ``manage.py runworker *args`` on ``db``; by default return once it serves."""
+        worker = start_worker(db, self.log_dir, name, *args, env=env)
         self.started.append(worker)
         if wait_serving:
-            from .helpers import SERVING, WORKER_START_TIMEOUT_SECONDS
-
-            worker.worker_id = worker.wait_for_log(SERVING.pattern, WORKER_START_TIMEOUT_SECONDS).group(1)
+            worker.wait_serving()
         return worker
 
     def kill_all(self) -> None:

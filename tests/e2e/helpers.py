@@ -276,6 +276,11 @@ class WorkerProcess:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.log_tail()}") from None
 
+    def wait_serving(self, timeout: float = WORKER_START_TIMEOUT_SECONDS) -> str:
+        """Wait for the "worker <id> serving" log line; remember and return the worker id."""
+        self.worker_id = self.wait_for_log(SERVING.pattern, timeout).group(1)
+        return self.worker_id
+
     def signal(self, signum: signal.Signals) -> None:
         self.popen.send_signal(signum)
 
@@ -296,15 +301,15 @@ class WorkerProcess:
         self.popen.wait(timeout=10)
 
 
-def start_worker(db: E2EDatabase, log_dir: Path, name: str, *args: str, wait_serving: bool = True,
+def start_worker(db: E2EDatabase, log_dir: Path, name: str, *args: str,
                  env: dict[str, str | float] | None = None) -> WorkerProcess:
-    """Start ``manage.py runworker *args`` on ``db``; by default wait for its "serving" log line."""
+    """Start ``manage.py runworker *args`` on ``db``, logging to ``log_dir/worker-<name>.log``.
+
+    Returns at once; :meth:`WorkerProcess.wait_serving` waits until it serves.
+    """
     log_path = log_dir / f"worker-{name}.log"
     with log_path.open("wb") as log:
         popen = subprocess.Popen([PYTHON, str(MANAGE_PY), "runworker", *args], cwd=REPO_ROOT,
                                  env=db.env(**(env or {})), stdout=log, stderr=subprocess.STDOUT,
                                  stdin=subprocess.DEVNULL)
-    worker = WorkerProcess(name=name, popen=popen, log_path=log_path)
-    if wait_serving:
-        worker.worker_id = worker.wait_for_log(SERVING.pattern, WORKER_START_TIMEOUT_SECONDS).group(1)
-    return worker
+    return WorkerProcess(name=name, popen=popen, log_path=log_path)

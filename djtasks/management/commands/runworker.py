@@ -68,6 +68,9 @@ def _install_signal_handlers(worker: Worker) -> None:
 
 
 def _configure_logging(level: str) -> None:
+    if level != "debug":
+        # Django logs each start and finish too; the worker's own line per task says more.
+        logging.getLogger("django.tasks").setLevel(logging.WARNING)
     logger = logging.getLogger("djtasks")
     logger.setLevel(level.upper())
     if not logger.handlers and not logging.getLogger().handlers:

@@ -1,0 +1,46 @@
+"""Two real workers drain a queue together: every task runs once, none is lost."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from .conftest import Workers
+from .helpers import E2EDatabase, call, enqueue, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+TASKS = 2000
+
+
+def test_two_workers_drain_the_queue_running_each_task_exactly_once(database: E2EDatabase, workers: Workers) -> None:
+    first = workers.start(database, "first", "--pool", "threads", "-c", "4")
+    second = workers.start(database, "second", "--pool", "threads", "-c", "4")
+    keys = [f"drain-{number}" for number in range(TASKS)]
+
+    ids = enqueue(database, [call("record_run", key) for key in keys])
+
+    def finished() -> bool:
+        counts = database.status_counts()
+        return counts.get("SUCCESSFUL", 0) + counts.get("FAILED", 0) == TASKS
+
+    wait_until(finished, timeout=120, what=f"{TASKS} tasks to finish", alive=[first, second],
+               state=database.status_counts)
+    assert len(set(ids)) == TASKS
+    assert database.status_counts() == {"SUCCESSFUL": TASKS}
+    # Each ran once: one attempt, one delivery, acked (no longer in the queue).
+    assert database.query(
+        "SELECT COUNT(*) FROM djtasks_taskrecord WHERE attempts = 1 AND deliveries = 1 AND broker_state IS NULL"
+    ) == [(TASKS,)]
+    runs = database.runs()
+    assert sorted(key for key, _ in runs) == sorted(keys)  # the key is UNIQUE: a second run would have FAILED
+    pids = {pid for _, pid in runs}
+    assert pids == {first.pid, second.pid}, "both workers should have run some of the tasks"
+    for worker in (first, second):
+        assert "Traceback" not in worker.log()
+        worker.signal(signal.SIGTERM)
+    assert first.wait_exit(30) == 0
+    assert second.wait_exit(30) == 0
+    stopped = [worker.wait_for_log(r"stopped: (\d+) succeeded, 0 failed", 5) for worker in (first, second)]
+    assert sum(int(match.group(1)) for match in stopped) == TASKS
