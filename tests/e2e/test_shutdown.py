@@ -1,0 +1,122 @@
+"""Workers that die or are stopped mid-task: nothing is lost, nothing runs twice."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from .conftest import Workers
+from .helpers import E2EDatabase, call, enqueue, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+#: A short lease, so that a task of a dead worker comes back within seconds.
+SHORT_LEASE = {"DJTASKS_LEASE_SECONDS": 2}
+#: Seconds a long task sleeps: more than a lease, so only heartbeats keep it leased.
+LONG_TASK_SECONDS = 4
+#: Seconds after which a running task has surely been re-delivered or finished, in these tests.
+SETTLE_TIMEOUT_SECONDS = 45
+ONE_THREAD = ("--pool", "threads", "-c", "1")
+
+
+def wait_running(db: E2EDatabase, task_id: str, worker_id: str) -> None:
+    """Wait until ``task_id`` is RUNNING on the worker ``worker_id``."""
+
+    def running() -> bool:
+        row = db.task_row(task_id)
+        return row["status"] == "RUNNING" and row["worker_ids"] == [worker_id]
+
+    wait_until(running, timeout=20, what=f"task {task_id} to run on {worker_id}", state=lambda: db.task_row(task_id))
+
+
+def wait_finished(db: E2EDatabase, task_id: str, timeout: float = SETTLE_TIMEOUT_SECONDS) -> dict:
+    """Wait until ``task_id`` is SUCCESSFUL or FAILED; return its row."""
+
+    def finished() -> dict | None:
+        row = db.task_row(task_id)
+        return row if row["status"] in ("SUCCESSFUL", "FAILED") else None
+
+    return wait_until(finished, timeout=timeout, what=f"task {task_id} to finish", state=lambda: db.task_row(task_id))
+
+
+def test_task_of_a_worker_killed_by_sigkill_is_run_to_completion_by_another(database: E2EDatabase,
+                                                                             workers: Workers) -> None:
+    doomed = workers.start(database, "doomed", *ONE_THREAD, env=SHORT_LEASE)
+    [task_id] = enqueue(database, [call("sleep_then_record", "killed-mid-task", LONG_TASK_SECONDS)])
+    wait_running(database, task_id, doomed.worker_id)
+    survivor = workers.start(database, "survivor", *ONE_THREAD, env=SHORT_LEASE)
+
+    doomed.signal(signal.SIGKILL)
+    assert doomed.wait_exit(10) == -signal.SIGKILL
+
+    row = wait_finished(database, task_id)
+    assert row["status"] == "SUCCESSFUL", row
+    assert row["attempts"] == 2
+    assert row["deliveries"] == 2
+    assert row["worker_ids"] == [doomed.worker_id, survivor.worker_id]
+    assert row["broker_state"] is None
+    assert database.runs("killed-mid-task") == [("killed-mid-task", survivor.pid)]
+    survivor.wait_for_log(r"1 task\(s\) whose worker stopped answering are queued again", 5)
+    assert survivor.alive()
+
+
+def test_a_task_longer_than_the_lease_is_not_redelivered_while_its_worker_lives(sqlite_db: E2EDatabase,
+                                                                                workers: Workers) -> None:
+    holder = workers.start(sqlite_db, "holder", *ONE_THREAD, env=SHORT_LEASE)
+    [task_id] = enqueue(sqlite_db, [call("sleep_then_record", "longer-than-lease", LONG_TASK_SECONDS)])
+    wait_running(sqlite_db, task_id, holder.worker_id)
+    bystander = workers.start(sqlite_db, "bystander", *ONE_THREAD, env=SHORT_LEASE)
+
+    row = wait_finished(sqlite_db, task_id)
+    assert row["status"] == "SUCCESSFUL", row
+    assert (row["attempts"], row["deliveries"], row["worker_ids"]) == (1, 1, [holder.worker_id])
+    assert sqlite_db.runs("longer-than-lease") == [("longer-than-lease", holder.pid)]
+    assert "queued again" not in bystander.log()
+
+
+def test_sigterm_lets_the_running_task_finish_takes_no_more_work_and_exits_0(sqlite_db: E2EDatabase,
+                                                                              workers: Workers) -> None:
+    worker = workers.start(sqlite_db, "stopping", "--pool", "threads", "-c", "2", env=SHORT_LEASE)
+    [task_id] = enqueue(sqlite_db, [call("sleep_then_record", "finished-after-sigterm", LONG_TASK_SECONDS)])
+    wait_running(sqlite_db, task_id, worker.worker_id)
+
+    worker.signal(signal.SIGTERM)
+    worker.wait_for_log("SIGTERM received", 10)
+    # The worker has a free thread, but a stopping worker takes no new work.
+    [later_id] = enqueue(sqlite_db, [call("record_run", "enqueued-after-sigterm")])
+    assert sqlite_db.runs("finished-after-sigterm") == [], "the task should still run when SIGTERM arrives"
+
+    assert worker.wait_exit(SETTLE_TIMEOUT_SECONDS) == 0
+    row = sqlite_db.task_row(task_id)
+    assert row["status"] == "SUCCESSFUL", row
+    assert (row["attempts"], row["worker_ids"], row["broker_state"]) == (1, [worker.worker_id], None)
+    assert sqlite_db.runs("finished-after-sigterm") == [("finished-after-sigterm", worker.pid)]
+    later = sqlite_db.task_row(later_id)
+    assert (later["status"], later["attempts"], later["broker_state"]) == ("READY", 0, "queued")
+    assert sqlite_db.runs("enqueued-after-sigterm") == []
+
+
+def test_second_sigterm_stops_at_once_and_the_task_comes_back_through_its_lease(sqlite_db: E2EDatabase,
+                                                                                 workers: Workers) -> None:
+    task_seconds = 6  # long enough that "at once" cannot be confused with "after the task"
+    stopped = workers.start(sqlite_db, "stopped", *ONE_THREAD, env=SHORT_LEASE)
+    [task_id] = enqueue(sqlite_db, [call("sleep_then_record", "redelivered-after-sigterm", task_seconds)])
+    wait_running(sqlite_db, task_id, stopped.worker_id)
+
+    stopped.signal(signal.SIGTERM)
+    stopped.wait_for_log("SIGTERM received", 10)
+    stopped.signal(signal.SIGTERM)
+    code = stopped.wait_exit(3)
+    assert code != 0
+    assert code == 128 + signal.SIGTERM
+    assert "second signal: stopping now" in stopped.log()
+    assert sqlite_db.status(task_id) == "RUNNING"
+    assert sqlite_db.runs("redelivered-after-sigterm") == []
+
+    finisher = workers.start(sqlite_db, "finisher", *ONE_THREAD, env=SHORT_LEASE)
+    row = wait_finished(sqlite_db, task_id)
+    assert row["status"] == "SUCCESSFUL", row
+    assert (row["attempts"], row["deliveries"]) == (2, 2)
+    assert row["worker_ids"] == [stopped.worker_id, finisher.worker_id]
+    assert sqlite_db.runs("redelivered-after-sigterm") == [("redelivered-after-sigterm", finisher.pid)]
