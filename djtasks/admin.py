@@ -1,46 +1,82 @@
-"""The admin of result rows: list with filters and search, detail with arguments, result and traceback."""
+"""The admin of result rows: list with filters and search, detail with arguments, result and traceback.
+
+Rows are read-only here: the worker owns them, and on the ORM broker a row
+that has not finished is also the queued message. Old rows are removed with
+``manage.py djtasks cleanup``.
+"""
 
 from __future__ import annotations
 
 import json
 
 from django.contrib import admin
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from .models import TaskRecord
 
+#: Colour of each status in the list and on the detail page.
+STATUS_COLOURS = {"READY": "#6c757d", "RUNNING": "#0d6efd", "SUCCESSFUL": "#198754", "FAILED": "#dc3545"}
+
 
 def _pretty(value: object) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str)
+    """JSON on one line when short, indented otherwise; non-ASCII text kept as is."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    if len(text) > 80:
+        text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return text
 
 
 @admin.register(TaskRecord)
 class TaskRecordAdmin(admin.ModelAdmin):
-    list_display = ("task_path", "status", "queue_name", "priority", "attempts", "enqueued_at", "finished_at",
-                    "short_id")
+    list_display = ("task_path", "coloured_status", "queue_name", "attempts", "enqueued_at", "finished_at",
+                    "duration", "short_id")
     list_filter = ("status", "queue_name", "task_path")
     search_fields = ("=id", "task_path", "queue_name")
+    search_help_text = "Part of a task name or queue, or a whole task id."
     date_hierarchy = "enqueued_at"
     ordering = ("-enqueued_at",)
     list_per_page = 50
     show_full_result_count = False  # COUNT(*) of a large table on every page load is slow
-    readonly_fields = ("id", "task_path", "backend", "queue_name", "priority", "status", "enqueued_at", "run_after",
-                       "started_at", "finished_at", "last_attempted_at", "expires_at", "attempts", "worker_list",
-                       "arguments", "result", "progress_text", "last_error", "error_history")
+    readonly_fields = ("id", "task_path", "backend", "queue_name", "priority", "coloured_status", "enqueued_at",
+                       "run_after", "started_at", "finished_at", "last_attempted_at", "expires_at", "duration",
+                       "attempts", "deliveries", "worker_list", "arguments", "result", "progress_text",
+                       "last_error", "error_history")
     fieldsets = (
-        (None, {"fields": ("id", "task_path", "status", "queue_name", "priority", "backend")}),
+        (None, {"fields": ("id", "task_path", "coloured_status", "queue_name", "priority", "backend")}),
         ("Call", {"fields": ("arguments", "result", "progress_text")}),
         ("Failure", {"fields": ("last_error", "error_history")}),
         ("Times", {"fields": ("enqueued_at", "run_after", "expires_at", "started_at", "last_attempted_at",
-                              "finished_at")}),
-        ("Workers", {"fields": ("attempts", "worker_list")}),
+                              "finished_at", "duration")}),
+        ("Workers", {"fields": ("attempts", "deliveries", "worker_list")}),
     )
 
+    def get_queryset(self, request):  # noqa: ANN001, ANN201
+        # The encoded message duplicates the shown columns and can be large: never load it here.
+        return super().get_queryset(request).defer("message")
+
+    # Read-only: viewing needs the "view" (or "change") permission; nobody adds, edits or deletes.
     def has_add_permission(self, request) -> bool:  # noqa: ANN001
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def coloured_status(self, row: TaskRecord) -> str:
+        return format_html('<strong style="color: {}">{}</strong>', STATUS_COLOURS.get(row.status, "inherit"),
+                           row.get_status_display())
+
+    @admin.display(description="duration")
+    def duration(self, row: TaskRecord) -> str:
+        """Run time of the last attempt (earlier attempts and retry delays not included)."""
+        started = row.last_attempted_at or row.started_at
+        if not (started and row.finished_at):
+            return "-"
+        seconds = max((row.finished_at - started).total_seconds(), 0.0)
+        return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
     @admin.display(description="id")
     def short_id(self, row: TaskRecord) -> str:
@@ -59,7 +95,12 @@ class TaskRecordAdmin(admin.ModelAdmin):
         if not row.progress:
             return "-"
         done, total, message = row.progress.get("done"), row.progress.get("total"), row.progress.get("message")
-        return f"{done}/{total}" + (f" - {message}" if message else "")
+        text = f"{done}/{total}" if total else f"{done}"
+        if message:
+            text += f" - {message}"
+        if not total:
+            return text
+        return format_html('<progress value="{}" max="{}"></progress> {}', done, total, text)
 
     @admin.display(description="workers")
     def worker_list(self, row: TaskRecord) -> str:
@@ -70,14 +111,16 @@ class TaskRecordAdmin(admin.ModelAdmin):
         error = row.last_error
         if not error:
             return "-"
-        return format_html("<strong>{}: {}</strong><pre>{}</pre>", error.get("exception_class_path"),
-                           error.get("message", ""), error.get("traceback", ""))
+        return format_html("<strong>{}: {}</strong> (attempt {}, {})<pre>{}</pre>",
+                           error.get("exception_class_path"), error.get("message", ""), error.get("attempt"),
+                           error.get("at"), error.get("traceback", ""))
 
     @admin.display(description="earlier attempts")
     def error_history(self, row: TaskRecord) -> str:
         earlier = (row.errors or [])[:-1]
         if not earlier:
             return "-"
-        return format_html("<pre>{}</pre>", "\n".join(
-            f"attempt {e.get('attempt')} at {e.get('at')}: {e.get('exception_class_path')}: {e.get('message')}"
-            for e in earlier))
+        return format_html_join(
+            "", "<details><summary>attempt {} at {}: {}: {}</summary><pre>{}</pre></details>",
+            ((e.get("attempt"), e.get("at"), e.get("exception_class_path"), e.get("message"),
+              e.get("traceback", "")) for e in earlier))

@@ -61,11 +61,11 @@ class TaskRecord(models.Model):
         verbose_name_plural = "task results"
         indexes = [
             # The claim: queued rows of some queues, highest priority, then oldest due.
+            # Lease recovery uses its prefix too (leased rows are few). Every index
+            # costs each state change a write, so there are no more than needed.
             models.Index(
                 fields=["broker_state", "queue_name", "-priority", "available_at"], name="djtasks_claim_idx"
             ),
-            # Lease recovery: leased rows whose lease ran out.
-            models.Index(fields=["broker_state", "leased_until"], name="djtasks_lease_idx"),
             # Admin filters and listings, newest first; cleanup by finish time.
             models.Index(fields=["status", "-enqueued_at"], name="djtasks_status_idx"),
             models.Index(fields=["task_path", "-enqueued_at"], name="djtasks_task_idx"),

@@ -9,40 +9,28 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from django.db import models, transaction
-from django.db.models import F, Func, Value
+from django.db import connections, models, transaction
+from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.tasks import TaskResultStatus
 
 from .messages import Envelope
 from .models import TaskRecord
+from .sqlexpressions import JSONAppend
+from .sqlfiles import load_sql
+
+#: Successful outcomes written per statement.
+SUCCESS_BATCH = 500
 
 
-class JSONAppend(Func):
-    """``column`` with one more element at the end of its JSON list, computed in the database.
-
-    Appending in SQL spares reading the row first (worker ids, errors).
-    """
-
-    output_field = models.JSONField()
-    templates = {
-        "postgresql": "(COALESCE({column}, '[]'::jsonb) || jsonb_build_array(%s::jsonb))",
-        "sqlite": "json_insert(COALESCE({column}, '[]'), '$[#]', json(%s))",
-        "mysql": "JSON_MERGE_PRESERVE(COALESCE({column}, JSON_ARRAY()), CONCAT('[', %s, ']'))",
-    }
-
-    def __init__(self, column: str, element: Any) -> None:
-        super().__init__(F(column))
-        self.element_json = json.dumps(element)
-
-    def as_sql(self, compiler, connection, **extra):  # noqa: ANN001, ANN201
-        column_sql, params = compiler.compile(self.get_source_expressions()[0])
-        template = self.templates[connection.vendor]
-        return template.format(column=column_sql), (*params, self.element_json)
+def _sql(name: str) -> str:
+    return load_sql(Path(__file__).with_name("sql") / name)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,19 +83,47 @@ class ResultStore:
         )
 
     def record(self, outcomes: Iterable[Outcome]) -> None:
-        """Write outcomes; the caller holds the transaction."""
-        rows = self.rows()
+        """Write outcomes: all successes in one UPDATE, failures and retries one by one.
+
+        The caller holds the transaction.
+        """
+        successes = []
         for outcome in outcomes:
-            changes: dict[str, Any] = {"status": outcome.status, "progress": None}
             if outcome.status == TaskResultStatus.SUCCESSFUL:
-                changes.update(finished_at=outcome.at, return_value=outcome.return_value)
-            elif outcome.status == TaskResultStatus.READY:
-                changes.update(run_after=outcome.retry_at)
+                successes.append(outcome)
             else:
-                changes.update(finished_at=outcome.at)
-            if outcome.error is not None:
-                changes["errors"] = JSONAppend("errors", outcome.error.as_json(outcome.attempt, outcome.at))
-            rows.filter(id=outcome.task_id).update(**changes)
+                self._record_failure(outcome)
+        for start in range(0, len(successes), SUCCESS_BATCH):
+            self._record_successes(successes[start:start + SUCCESS_BATCH])
+
+    def _record_successes(self, outcomes: Sequence[Outcome]) -> None:
+        connection = connections[self.alias]
+        if connection.vendor not in ("postgresql", "sqlite"):
+            for outcome in outcomes:
+                self.rows().filter(id=outcome.task_id).update(
+                    status=outcome.status, finished_at=outcome.at, return_value=outcome.return_value, progress=None,
+                    broker_state=None, leased_until=None)
+            return
+        as_id = (lambda task_id: task_id) if connection.vendor == "postgresql" else (lambda task_id: uuid.UUID(task_id).hex)
+        adapt = connection.ops.adapt_datetimefield_value
+        params: list[Any] = []
+        for outcome in outcomes:
+            params += [as_id(outcome.task_id), adapt(outcome.at), json.dumps(outcome.return_value)]
+        sql = _sql(f"record_successes_v1.{connection.vendor}.sql").format(
+            rows=", ".join(["(%s, %s, %s)"] * len(outcomes)))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def _record_failure(self, outcome: Outcome) -> None:
+        changes: dict[str, Any] = {"status": outcome.status, "progress": None}
+        if outcome.status == TaskResultStatus.READY:
+            changes["run_after"] = outcome.retry_at
+        else:
+            # A finished row holds no message any more (ORM broker).
+            changes.update(finished_at=outcome.at, broker_state=None, leased_until=None)
+        if outcome.error is not None:
+            changes["errors"] = JSONAppend("errors", outcome.error.as_json(outcome.attempt, outcome.at))
+        self.rows().filter(id=outcome.task_id).update(**changes)
 
     def set_progress(self, task_id: str, done: int, total: int | None, message: str | None) -> None:
         self.rows().filter(id=task_id).update(progress={"done": done, "total": total, "message": message})

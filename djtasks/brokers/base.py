@@ -55,6 +55,9 @@ class Broker(ABC):
     #: The broker stores result rows itself when it enqueues (the ORM broker),
     #: so the backend must not insert them a second time.
     creates_result_rows: bool = False
+    #: ``fetch`` also marks the fetched tasks started in their result rows
+    #: (the ORM broker, whose messages are those rows).
+    records_starts: bool = False
 
     @abstractmethod
     def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:

@@ -11,13 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from functools import cache
 from pathlib import Path
 
 from django.db import connections, transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count, DateTimeField, F, Q, Value
+from django.db.models.functions import Coalesce
+from django.tasks import TaskResultStatus
+from django.utils import timezone
 
 from ..models import BrokerState, TaskRecord
+from ..sqlexpressions import JSONAppend
+from ..sqlfiles import load_sql
 from .base import Broker, Delivery, OutgoingMessage, QueueDepth
 
 SQL_DIR = Path(__file__).with_name("sql")
@@ -25,15 +29,15 @@ SQL_DIR = Path(__file__).with_name("sql")
 NOTIFY_CHANNEL = "djtasks"
 
 
-@cache
 def _sql(name: str) -> str:
-    return (SQL_DIR / name).read_text()
+    return load_sql(SQL_DIR / name)
 
 
 class DatabaseBroker(Broker):
     """Queue in the result table of database alias ``alias``."""
 
     creates_result_rows = True
+    records_starts = True
 
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias
@@ -85,7 +89,8 @@ class DatabaseBroker(Broker):
         queue_filter = f"AND queue_name IN ({', '.join(['%s'] * len(queues))})" if queues else ""
         sql = _sql(f"claim_v1.{connection.vendor}.sql").format(queue_filter=queue_filter)
         adapt = connection.ops.adapt_datetimefield_value
-        params = [adapt(leased_until), worker_id, adapt(now), *(queues or ()), limit]
+        started_at = adapt(timezone.now())
+        params = [adapt(leased_until), worker_id, started_at, started_at, worker_id, adapt(now), *(queues or ()), limit]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             rows = cursor.fetchall()
@@ -103,9 +108,13 @@ class DatabaseBroker(Broker):
                 .values_list("id", "queue_name", "message", "deliveries", "priority", "available_at")[:limit]
             )
             if rows:
+                started_at = timezone.now()
                 self._rows().filter(id__in=[row[0] for row in rows]).update(
                     broker_state=BrokerState.LEASED, leased_until=leased_until, lease_owner=worker_id,
-                    deliveries=F("deliveries") + 1,
+                    deliveries=F("deliveries") + 1, status=TaskResultStatus.RUNNING,
+                    started_at=Coalesce("started_at", Value(started_at, output_field=DateTimeField())),
+                    last_attempted_at=started_at, attempts=F("attempts") + 1,
+                    worker_ids=JSONAppend("worker_ids", worker_id),
                 )
         return [[row[0], row[1], row[2], row[3] + 1, row[4], row[5]] for row in rows]
 
@@ -115,8 +124,10 @@ class DatabaseBroker(Broker):
                 leased_until=now + dt.timedelta(seconds=lease_seconds))
 
     def ack(self, ids: Sequence[str]) -> None:
+        # Recording a final outcome already clears the row's broker state
+        # (see ResultStore.record), so this usually touches nothing.
         if ids:
-            self._rows().filter(id__in=ids).update(broker_state=None, leased_until=None)
+            self._rows().filter(id__in=ids, broker_state__isnull=False).update(broker_state=None, leased_until=None)
 
     def nack(self, delivery: Delivery, *, body: bytes | None = None, available_at: dt.datetime | None = None) -> None:
         changes: dict = {"broker_state": BrokerState.QUEUED, "leased_until": None, "lease_owner": ""}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -68,6 +69,7 @@ class Worker:
         self._in_flight: dict[str, Delivery] = {}
         self._in_flight_lock = threading.Lock()
         self._unwritten: list[Completion] = []
+        self._next_recovery = 0.0
         self.pool: Pool = make_pool(pool, Executor(backend=backend, worker_id=self.worker_id, clock=clock), self._on_done,
                                     concurrency)
         self._shares_database = isinstance(self.broker, DatabaseBroker) and self.broker.alias == self.results.alias
@@ -106,34 +108,32 @@ class Worker:
 
     def _serve(self) -> None:
         failures = 0
-        next_recovery = 0.0
         grace_deadline = None
         while True:
+            self._wake.clear()  # a wake-up from now on interrupts the wait below
             try:
-                self._write_completions()
                 if self.stopping:
                     grace_deadline = grace_deadline or time.monotonic() + self.config.shutdown_grace_seconds
+                    self._cycle(take_work=False)
                     if not self._in_flight or time.monotonic() >= grace_deadline:
                         break
                     self._wait(0.1)
                     continue
-                if time.monotonic() >= next_recovery:
-                    self._recover()
-                    next_recovery = time.monotonic() + self.config.lease_seconds / 4
-                if self._reserve():
+                if self._cycle(take_work=True):
                     failures = 0
                     continue
+                failures = 0
                 if self.burst and not self._in_flight and self._done.empty():
                     break
                 self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
-                failures = 0
             except DatabaseError as exc:
-                delay = ERROR_BACKOFF_SECONDS[min(failures, len(ERROR_BACKOFF_SECONDS) - 1)]
                 if failures == 0:
                     logger.error("database error in the worker loop (%s); retrying every few seconds", exc)
                 failures += 1
                 close_old_connections()
-                self._stopping.wait(delay)
+                if self.stopping and grace_deadline and time.monotonic() >= grace_deadline:
+                    break
+                time.sleep(ERROR_BACKOFF_SECONDS[min(failures - 1, len(ERROR_BACKOFF_SECONDS) - 1)])
         if self._in_flight:
             logger.warning("stopping with %d task(s) unfinished; they come back when their lease runs out",
                            len(self._in_flight))
@@ -142,24 +142,44 @@ class Worker:
     def _wait(self, seconds: float) -> None:
         if self._done.empty():
             self._wake.wait(seconds)
-        self._wake.clear()
 
-    def _reserve(self) -> bool:
-        free = self.pool.free_slots()
-        if free <= 0:
-            return False
-        limit = free * self.config.prefetch_multiplier
-        deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
-                                       lease_seconds=self.config.lease_seconds, now=self.clock())
-        if not deliveries:
-            return False
-        self.results.mark_started([d.id for d in deliveries], self.worker_id, timezone.now())
+    def _cycle(self, *, take_work: bool) -> bool:
+        """Settle finished tasks and reserve new ones; return whether any was reserved.
+
+        When the broker keeps its queue in the result database, both happen
+        in one transaction: one commit per cycle, however many tasks.
+        """
+        while True:
+            try:
+                self._unwritten.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        batch, self._unwritten = self._unwritten, []
+        limit = self.pool.free_slots() * self.config.prefetch_multiplier if take_work else 0
+        try:
+            with self.results.atomic() if self._shares_database else contextlib.nullcontext():
+                if batch:
+                    self._settle(batch)
+                if take_work and time.monotonic() >= self._next_recovery:
+                    self._recover()
+                    self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
+                deliveries = self._reserve(limit) if limit > 0 else []
+        except BaseException:
+            self._unwritten = batch + self._unwritten  # written next time; nothing is lost
+            raise
+        self._forget(batch)
         with self._in_flight_lock:
             self._in_flight.update((d.id, d) for d in deliveries)
         for delivery in deliveries:
             self.pool.submit(delivery)
-            self._write_completions()  # the solo pool finished it already
-        return True
+        return bool(deliveries)
+
+    def _reserve(self, limit: int) -> list[Delivery]:
+        deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
+                                       lease_seconds=self.config.lease_seconds, now=self.clock())
+        if deliveries and not self.broker.records_starts:
+            self.results.mark_started([d.id for d in deliveries], self.worker_id, timezone.now())
+        return deliveries
 
     def _recover(self) -> None:
         recovered = self.broker.recover(timezone.now())
@@ -172,21 +192,8 @@ class Worker:
 
     # -- writing outcomes --------------------------------------------------
 
-    def _write_completions(self) -> None:
-        while True:
-            try:
-                self._unwritten.append(self._done.get_nowait())
-            except queue.Empty:
-                break
-        if not self._unwritten:
-            return
-        batch = self._unwritten
-        if self._shares_database:
-            with self.results.atomic():
-                self._settle(batch)
-        else:
-            self._settle(batch)
-        self._unwritten = []
+    def _forget(self, batch: list[Completion]) -> None:
+        """After their outcomes are stored: stop renewing their leases, count and log them."""
         with self._in_flight_lock:
             for completion in batch:
                 self._in_flight.pop(completion.delivery.id, None)

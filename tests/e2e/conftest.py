@@ -50,7 +50,7 @@ def postgres_db() -> Iterator[E2EDatabase]:
         drop_postgres_database(name)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest) -> E2EDatabase:
     """Each of the fresh databases above, one test run per engine."""
     return request.getfixturevalue(f"{request.param}_db")

@@ -149,8 +149,9 @@ class E2EDatabase:
         if not rows:
             raise AssertionError(f"no result row for task {task_id}")
         row = dict(zip(columns, rows[0], strict=True))
-        for name in ("worker_ids", "errors", "return_value"):
-            row[name] = _json(row[name])
+        if self.engine == "sqlite":  # JSON columns are text there; psycopg decodes jsonb itself
+            for name in ("worker_ids", "errors", "return_value"):
+                row[name] = None if row[name] is None else json.loads(row[name])
         return row
 
     def status(self, task_id: str) -> str:
@@ -165,10 +166,6 @@ class E2EDatabase:
         if key is None:
             return self.query("SELECT key, worker_pid FROM demo_taskrun")
         return self.query("SELECT key, worker_pid FROM demo_taskrun WHERE key = %s", [key])
-
-
-def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def migrate(db: E2EDatabase) -> None:
@@ -301,6 +298,21 @@ class WorkerProcess:
         self.popen.wait(timeout=10)
 
 
+def _die_with_the_test_process() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGKILL when the test process dies (Linux only).
+
+    Fixture teardown kills workers; this also covers a test run that is itself killed.
+    """
+    if sys.platform != "linux":
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here: the child, after fork, only makes one call
+    set_parent_death_signal = 1  # PR_SET_PDEATHSIG
+
+    return lambda: libc.prctl(set_parent_death_signal, signal.SIGKILL)
+
+
 def start_worker(db: E2EDatabase, log_dir: Path, name: str, *args: str,
                  env: dict[str, str | float] | None = None) -> WorkerProcess:
     """Start ``manage.py runworker *args`` on ``db``, logging to ``log_dir/worker-<name>.log``.
@@ -311,5 +323,5 @@ def start_worker(db: E2EDatabase, log_dir: Path, name: str, *args: str,
     with log_path.open("wb") as log:
         popen = subprocess.Popen([PYTHON, str(MANAGE_PY), "runworker", *args], cwd=REPO_ROOT,
                                  env=db.env(**(env or {})), stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL)
+                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_the_test_process())
     return WorkerProcess(name=name, popen=popen, log_path=log_path)

@@ -15,8 +15,10 @@ TASKS = 2000
 
 
 def test_two_workers_drain_the_queue_running_each_task_exactly_once(database: E2EDatabase, workers: Workers) -> None:
-    first = workers.start(database, "first", "--pool", "threads", "-c", "4")
-    second = workers.start(database, "second", "--pool", "threads", "-c", "4")
+    first, second = (workers.start(database, name, "--pool", "threads", "-c", "4", wait_serving=False)
+                     for name in ("first", "second"))
+    first.wait_serving()
+    second.wait_serving()
     keys = [f"drain-{number}" for number in range(TASKS)]
 
     ids = enqueue(database, [call("record_run", key) for key in keys])

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import signal
+from typing import Any
 
 import pytest
 
 from .conftest import Workers
-from .helpers import E2EDatabase, call, enqueue, wait_until
+from .helpers import E2EDatabase, WorkerProcess, call, enqueue, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -30,25 +31,40 @@ def wait_running(db: E2EDatabase, task_id: str, worker_id: str) -> None:
     wait_until(running, timeout=20, what=f"task {task_id} to run on {worker_id}", state=lambda: db.task_row(task_id))
 
 
-def wait_finished(db: E2EDatabase, task_id: str, timeout: float = SETTLE_TIMEOUT_SECONDS) -> dict:
+def wait_finished(db: E2EDatabase, task_id: str, timeout: float = SETTLE_TIMEOUT_SECONDS) -> dict[str, Any]:
     """Wait until ``task_id`` is SUCCESSFUL or FAILED; return its row."""
 
-    def finished() -> dict | None:
+    def finished() -> dict[str, Any] | None:
         row = db.task_row(task_id)
         return row if row["status"] in ("SUCCESSFUL", "FAILED") else None
 
     return wait_until(finished, timeout=timeout, what=f"task {task_id} to finish", state=lambda: db.task_row(task_id))
 
 
+def start_two_and_run_one_long_task(db: E2EDatabase, workers: Workers,
+                                    key: str) -> tuple[str, WorkerProcess, WorkerProcess]:
+    """Start two workers, enqueue one long task; return its id, the worker that runs it, and the other."""
+    pair = [workers.start(db, name, *ONE_THREAD, env=SHORT_LEASE, wait_serving=False) for name in ("one", "two")]
+    for worker in pair:
+        worker.wait_serving()
+    [task_id] = enqueue(db, [call("sleep_then_record", key, LONG_TASK_SECONDS)])
+    by_id = {worker.worker_id: worker for worker in pair}
+
+    def holder() -> WorkerProcess | None:
+        row = db.task_row(task_id)
+        return by_id.get(row["worker_ids"][0]) if row["status"] == "RUNNING" else None
+
+    running = wait_until(holder, timeout=20, what=f"task {task_id} to run", state=lambda: db.task_row(task_id))
+    return task_id, running, next(worker for worker in pair if worker is not running)
+
+
 def test_task_of_a_worker_killed_by_sigkill_is_run_to_completion_by_another(database: E2EDatabase,
                                                                              workers: Workers) -> None:
-    doomed = workers.start(database, "doomed", *ONE_THREAD, env=SHORT_LEASE)
-    [task_id] = enqueue(database, [call("sleep_then_record", "killed-mid-task", LONG_TASK_SECONDS)])
-    wait_running(database, task_id, doomed.worker_id)
-    survivor = workers.start(database, "survivor", *ONE_THREAD, env=SHORT_LEASE)
+    task_id, doomed, survivor = start_two_and_run_one_long_task(database, workers, "killed-mid-task")
 
     doomed.signal(signal.SIGKILL)
     assert doomed.wait_exit(10) == -signal.SIGKILL
+    assert database.runs("killed-mid-task") == [], "the task should still run when its worker is killed"
 
     row = wait_finished(database, task_id)
     assert row["status"] == "SUCCESSFUL", row
@@ -63,16 +79,13 @@ def test_task_of_a_worker_killed_by_sigkill_is_run_to_completion_by_another(data
 
 def test_a_task_longer_than_the_lease_is_not_redelivered_while_its_worker_lives(sqlite_db: E2EDatabase,
                                                                                 workers: Workers) -> None:
-    holder = workers.start(sqlite_db, "holder", *ONE_THREAD, env=SHORT_LEASE)
-    [task_id] = enqueue(sqlite_db, [call("sleep_then_record", "longer-than-lease", LONG_TASK_SECONDS)])
-    wait_running(sqlite_db, task_id, holder.worker_id)
-    bystander = workers.start(sqlite_db, "bystander", *ONE_THREAD, env=SHORT_LEASE)
+    task_id, holder, bystander = start_two_and_run_one_long_task(sqlite_db, workers, "longer-than-lease")
 
     row = wait_finished(sqlite_db, task_id)
     assert row["status"] == "SUCCESSFUL", row
     assert (row["attempts"], row["deliveries"], row["worker_ids"]) == (1, 1, [holder.worker_id])
     assert sqlite_db.runs("longer-than-lease") == [("longer-than-lease", holder.pid)]
-    assert "queued again" not in bystander.log()
+    assert "queued again" not in holder.log() + bystander.log()
 
 
 def test_sigterm_lets_the_running_task_finish_takes_no_more_work_and_exits_0(sqlite_db: E2EDatabase,
@@ -83,9 +96,9 @@ def test_sigterm_lets_the_running_task_finish_takes_no_more_work_and_exits_0(sql
 
     worker.signal(signal.SIGTERM)
     worker.wait_for_log("SIGTERM received", 10)
+    assert sqlite_db.runs("finished-after-sigterm") == [], "the task should still run when SIGTERM arrives"
     # The worker has a free thread, but a stopping worker takes no new work.
     [later_id] = enqueue(sqlite_db, [call("record_run", "enqueued-after-sigterm")])
-    assert sqlite_db.runs("finished-after-sigterm") == [], "the task should still run when SIGTERM arrives"
 
     assert worker.wait_exit(SETTLE_TIMEOUT_SECONDS) == 0
     row = sqlite_db.task_row(task_id)
