@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import logging
 import os
 import queue
@@ -25,6 +26,8 @@ from .pools import Pool, make_pool
 
 logger = logging.getLogger("djtasks.worker")
 
+#: Seconds between two runs of the ``KEEP_RESULTS_DAYS`` clean-up in each worker.
+CLEANUP_INTERVAL_SECONDS = 3600
 #: Seconds to wait before the next loop after the database or broker failed.
 ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 
@@ -70,6 +73,7 @@ class Worker:
         self._in_flight_lock = threading.Lock()
         self._unwritten: list[Completion] = []
         self._next_recovery = 0.0
+        self._next_cleanup = 0.0
         self.pool: Pool = make_pool(pool, Executor(backend=backend, worker_id=self.worker_id, clock=clock), self._on_done,
                                     concurrency)
         self._shares_database = isinstance(self.broker, DatabaseBroker) and self.broker.alias == self.results.alias
@@ -168,6 +172,9 @@ class Worker:
             self._unwritten = batch + self._unwritten  # written next time; nothing is lost
             raise
         self._forget(batch)
+        if take_work and time.monotonic() >= self._next_cleanup:
+            self._clean_up_old_results()
+            self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL_SECONDS
         with self._in_flight_lock:
             self._in_flight.update((d.id, d) for d in deliveries)
         for delivery in deliveries:
@@ -180,6 +187,15 @@ class Worker:
         if deliveries and not self.broker.records_starts:
             self.results.mark_started([d.id for d in deliveries], self.worker_id, timezone.now())
         return deliveries
+
+    def _clean_up_old_results(self) -> None:
+        """Apply ``KEEP_RESULTS_DAYS``: delete finished rows older than that."""
+        if self.config.keep_results_days is None:
+            return
+        cutoff = timezone.now() - dt.timedelta(days=self.config.keep_results_days)
+        deleted = self.results.delete_finished_before(cutoff)
+        if deleted:
+            logger.info("deleted %d finished result(s) older than %s days", deleted, self.config.keep_results_days)
 
     def _recover(self) -> None:
         recovered = self.broker.recover(timezone.now())

@@ -1,5 +1,6 @@
 """The worker in-process: bad input, errors, pools, leases."""
 
+import datetime as dt
 import json
 import threading
 
@@ -122,3 +123,25 @@ def test_stop_request_finishes_the_running_task():
     assert stats.succeeded == 1
     assert t.add.get_result(result.id).return_value == 2
     release.set()
+
+
+def test_the_worker_deletes_results_older_than_keep_results_days():
+    from djtasks.backend import DjTasksBackend
+
+    old, recent = tasks.add.enqueue(1, 1), tasks.add.enqueue(2, 2)
+    drain()
+    TaskRecord.objects.filter(id=old.id).update(finished_at=timezone.now() - dt.timedelta(days=3))
+    backend = DjTasksBackend("default", {"OPTIONS": {"KEEP_RESULTS_DAYS": 2}})
+    Worker(backend=backend, pool="solo", burst=True).run()
+    assert list(TaskRecord.objects.values_list("id", flat=True)) == [TaskRecord.objects.get(id=recent.id).id]
+
+
+def test_aenqueue_and_aget_result():
+    from asgiref.sync import async_to_sync, sync_to_async
+
+    async def enqueue_run_and_fetch():
+        result = await tasks.add.aenqueue(4, 5)
+        await sync_to_async(drain)()
+        return await tasks.add.aget_result(result.id)
+
+    assert async_to_sync(enqueue_run_and_fetch)().return_value == 9
