@@ -30,3 +30,22 @@ class JSONAppend(Func):
         column_sql, params = compiler.compile(self.get_source_expressions()[0])
         template = self.templates[connection.vendor]
         return template.format(column=column_sql), (*params, self.element_json)
+
+
+class JSONRemoveLast(Func):
+    """``column`` without the last element of its JSON list."""
+
+    output_field = models.JSONField()
+    templates = {
+        "postgresql": "({column} - (jsonb_array_length({column}) - 1))",
+        "sqlite": "json_remove({column}, '$[#-1]')",
+        "mysql": "JSON_REMOVE({column}, CONCAT('$[', JSON_LENGTH({column}) - 1, ']'))",
+    }
+
+    def __init__(self, column: str) -> None:
+        super().__init__(F(column))
+
+    def as_sql(self, compiler, connection, **extra):  # noqa: ANN001, ANN201
+        column_sql, params = compiler.compile(self.get_source_expressions()[0])
+        template = self.templates[connection.vendor]
+        return template.format(column=column_sql), tuple(params) * template.count("{column}")

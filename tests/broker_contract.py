@@ -144,6 +144,16 @@ class BrokerContract:
         assert len(fetch(broker, 1000)) == 250
 
 
+    def test_a_released_message_is_delivered_again_as_if_never_delivered(self, broker: Broker) -> None:
+        sent = message()
+        broker.enqueue([sent])
+        [delivery] = fetch(broker, worker="stopping")
+        broker.release([delivery])
+        [again] = fetch(broker, worker="w2")
+        assert again.id == sent.id
+        assert again.deliveries == 1
+
+
 class ConcurrentBrokerContract:
     """Concurrent consumers never receive the same message (run with real connections)."""
 

@@ -83,6 +83,11 @@ class Broker(ABC):
     def nack(self, delivery: Delivery, *, body: bytes | None = None, available_at: dt.datetime | None = None) -> None:
         """Put a leased message back, optionally with a new body and due time (a retry)."""
 
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Put back messages that were reserved but never started, as if never delivered."""
+        for delivery in deliveries:
+            self.nack(delivery)
+
     @abstractmethod
     def recover(self, now: dt.datetime) -> int:
         """Return messages whose lease ran out to their queue; return how many."""

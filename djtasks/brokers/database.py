@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from django.db import connections, transaction
-from django.db.models import Count, DateTimeField, F, Q, Value
+from django.db.models import Case, Count, DateTimeField, F, Q, Value, When
 from django.db.models.functions import Coalesce
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from ..models import BrokerState, TaskRecord
-from ..sqlexpressions import JSONAppend
+from ..sqlexpressions import JSONAppend, JSONRemoveLast
 from ..sqlfiles import load_sql
 from .base import Broker, Delivery, OutgoingMessage, QueueDepth
 
@@ -152,6 +152,16 @@ class DatabaseBroker(Broker):
         if available_at is not None:
             changes["available_at"] = available_at
         self._rows().filter(id=delivery.id).update(**changes)
+
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Undo the claim of tasks that never started: queue, delivery count and start marks."""
+        if not deliveries:
+            return
+        self._rows().filter(id__in=[d.id for d in deliveries], broker_state=BrokerState.LEASED).update(
+            broker_state=BrokerState.QUEUED, leased_until=None, lease_owner="", status=TaskResultStatus.READY,
+            deliveries=F("deliveries") - 1, attempts=F("attempts") - 1, worker_ids=JSONRemoveLast("worker_ids"),
+            started_at=Case(When(attempts__lte=1, then=Value(None)), default=F("started_at")),
+        )
 
     def recover(self, now: dt.datetime) -> int:
         return self._rows().filter(broker_state=BrokerState.LEASED, leased_until__lt=now).update(

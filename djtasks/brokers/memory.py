@@ -89,6 +89,14 @@ class MemoryBroker(Broker):
             if available_at is not None:
                 entry.available_at = available_at
 
+    def release(self, deliveries: Sequence[Delivery]) -> None:
+        with self._lock:
+            for delivery in deliveries:
+                entry = self._entries.get(delivery.id)
+                if entry is not None:
+                    entry.leased_until, entry.lease_owner = None, ""
+                    entry.deliveries = max(0, entry.deliveries - 1)
+
     def recover(self, now: dt.datetime) -> int:
         with self._lock:
             expired = [e for e in self._entries.values() if e.leased_until is not None and e.leased_until < now]

@@ -117,7 +117,9 @@ class Worker:
             self._wake.clear()  # a wake-up from now on interrupts the wait below
             try:
                 if self.stopping:
-                    grace_deadline = grace_deadline or time.monotonic() + self.config.shutdown_grace_seconds
+                    if grace_deadline is None:
+                        grace_deadline = time.monotonic() + self.config.shutdown_grace_seconds
+                        self._give_back_unstarted()
                     self._cycle(take_work=False)
                     if not self._in_flight or time.monotonic() >= grace_deadline:
                         break
@@ -142,6 +144,17 @@ class Worker:
             logger.warning("stopping with %d task(s) unfinished; they come back when their lease runs out",
                            len(self._in_flight))
         self.pool.stop(timeout=0 if self._in_flight else 5)
+
+    def _give_back_unstarted(self) -> None:
+        """On shutdown, return reserved tasks that did not start, so other workers run them now."""
+        unstarted = self.pool.take_back()
+        if not unstarted:
+            return
+        self.broker.release(unstarted)
+        with self._in_flight_lock:
+            for delivery in unstarted:
+                self._in_flight.pop(delivery.id, None)
+        logger.info("returned %d reserved task(s) that had not started to the queue", len(unstarted))
 
     def _wait(self, seconds: float) -> None:
         if self._done.empty():

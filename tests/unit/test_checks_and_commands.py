@@ -45,6 +45,7 @@ def test_a_broker_on_an_unknown_database_is_reported():
     assert error.id == "djtasks.E002"
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 def test_sqlite_without_immediate_transactions_is_warned_about():
     database = {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}
     backend = {"BACKEND": "djtasks.backend.DjTasksBackend", "OPTIONS": {"BROKER_URL": "django://default"}}

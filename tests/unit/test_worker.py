@@ -145,3 +145,16 @@ def test_aenqueue_and_aget_result():
         return await tasks.add.aget_result(result.id)
 
     assert async_to_sync(enqueue_run_and_fetch)().return_value == 9
+
+
+def test_releasing_an_unstarted_task_restores_its_row():
+    result = tasks.add.enqueue(1, 2)
+    broker = task_backends["default"].broker
+    [delivery] = broker.fetch(None, 1, worker_id="stopping", lease_seconds=60, now=timezone.now())
+    assert TaskRecord.objects.get(id=result.id).status == TaskResultStatus.RUNNING
+    broker.release([delivery])
+    row = TaskRecord.objects.get(id=result.id)
+    assert (row.status, row.attempts, row.worker_ids, row.started_at, row.broker_state) == (
+        TaskResultStatus.READY, 0, [], None, BrokerState.QUEUED)
+    [done] = drain()
+    assert done.attempts == 1 and done.return_value == 3

@@ -40,6 +40,10 @@ class Pool(ABC):
     def free_slots(self) -> int:
         """How many more deliveries can start now."""
 
+    def take_back(self) -> list[Delivery]:
+        """Remove and return the deliveries submitted but not started yet."""
+        return []
+
     @abstractmethod
     def stop(self, timeout: float | None) -> bool:
         """Finish what runs (up to ``timeout`` seconds); return True if all finished."""

@@ -39,6 +39,21 @@ class ThreadPool(Pool):
         with self._lock:
             return self.concurrency - self._pending
 
+    def take_back(self) -> list[Delivery]:
+        taken = []
+        while True:
+            try:
+                delivery = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if delivery is _STOP:
+                self._inbox.put(_STOP)
+                break
+            taken.append(delivery)
+        with self._lock:
+            self._pending -= len(taken)
+        return taken
+
     def _serve(self) -> None:
         while (delivery := self._inbox.get()) is not _STOP:
             try:
