@@ -25,6 +25,9 @@ from .results import ResultStore
 from .task import DjTask
 from .taskresult import DjTaskError, DjTaskResult
 
+#: One call of a task: positional and keyword arguments.
+Call = tuple[Sequence[Any], Mapping[str, Any]]
+
 
 class DjTasksBackend(BaseTaskBackend):
     """Queue tasks through a djtasks broker; keep their results as ORM rows."""
@@ -74,7 +77,7 @@ class DjTasksBackend(BaseTaskBackend):
     def enqueue(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> DjTaskResult:
         return self.enqueue_many(task, [(args, kwargs)])[0]
 
-    def enqueue_many(self, task: DjTask, calls: Sequence[tuple[Sequence[Any], Mapping[str, Any]]]) -> list[DjTaskResult]:
+    def enqueue_many(self, task: DjTask, calls: Sequence[Call]) -> list[DjTaskResult]:
         """Enqueue many calls of ``task`` in one write."""
         now = timezone.now()
         outgoing = [self._outgoing(task, args, kwargs, now) for args, kwargs in calls]
@@ -83,7 +86,8 @@ class DjTasksBackend(BaseTaskBackend):
         if not self.broker.creates_result_rows:
             self.results.create_pending([m.envelope for m in outgoing], now)
         self.broker.enqueue(outgoing)
-        results = [self._pending_result(task, m, args, kwargs, now) for m, (args, kwargs) in zip(outgoing, calls)]
+        results = [self._pending_result(task, message, args, kwargs, now)
+                   for message, (args, kwargs) in zip(outgoing, calls, strict=True)]
         for result in results:
             task_enqueued.send(type(self), task_result=result)
         return results

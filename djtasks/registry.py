@@ -39,7 +39,8 @@ def lookup(path: str) -> Task:
         try:
             importlib.import_module(module_name)
         except ImportError as exc:
-            raise UnknownTaskError(f"task {path!r} is not registered (importing {module_name!r} failed: {exc})") from exc
+            raise UnknownTaskError(
+                f"task {path!r} is not registered (importing {module_name!r} failed: {exc})") from exc
         task = _tasks.get(path)
         if task is not None:
             return task

@@ -104,11 +104,13 @@ class ResultStore:
                     status=outcome.status, finished_at=outcome.at, return_value=outcome.return_value, progress=None,
                     broker_state=None, leased_until=None)
             return
-        as_id = (lambda task_id: task_id) if connection.vendor == "postgresql" else (lambda task_id: uuid.UUID(task_id).hex)
+        # Django stores UUIDs as 32 hex digits where the database has no UUID type.
+        native_uuid = connection.vendor == "postgresql"
         adapt = connection.ops.adapt_datetimefield_value
         params: list[Any] = []
         for outcome in outcomes:
-            params += [as_id(outcome.task_id), adapt(outcome.at), json.dumps(outcome.return_value)]
+            task_id = outcome.task_id if native_uuid else uuid.UUID(outcome.task_id).hex
+            params += [task_id, adapt(outcome.at), json.dumps(outcome.return_value)]
         sql = _sql(f"record_successes_v1.{connection.vendor}.sql").format(
             rows=", ".join(["(%s, %s, %s)"] * len(outcomes)))
         with connection.cursor() as cursor:

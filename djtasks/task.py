@@ -136,7 +136,8 @@ def _check_options(task: DjTask) -> None:
             raise InvalidTask(f"{where}: {name} must be a number of seconds >= 0, not {value!r}.")
     for name in ("run_after", "expires"):
         value = getattr(task, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, dt.datetime | dt.timedelta | int | float)):
+        valid = isinstance(value, dt.datetime | dt.timedelta | int | float) and not isinstance(value, bool)
+        if value is not None and not valid:
             raise InvalidTask(f"{where}: {name} must be a datetime, a timedelta or seconds, not {value!r}.")
 
 

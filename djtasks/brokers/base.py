@@ -58,6 +58,8 @@ class Broker(ABC):
     #: ``fetch`` also marks the fetched tasks started in their result rows
     #: (the ORM broker, whose messages are those rows).
     records_starts: bool = False
+    #: The Django database whose transactions this broker's writes take part in, if any.
+    database_alias: str | None = None
 
     @abstractmethod
     def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:

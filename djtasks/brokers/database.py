@@ -44,6 +44,7 @@ class DatabaseBroker(Broker):
 
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias
+        self.database_alias = alias
 
     @property
     def vendor(self) -> str:

@@ -19,7 +19,6 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from ..brokers import Broker, Delivery
-from ..brokers.database import DatabaseBroker
 from ..results import ResultStore
 from .executor import Completion, Executor
 from .pools import Pool, make_pool
@@ -74,9 +73,10 @@ class Worker:
         self._unwritten: list[Completion] = []
         self._next_recovery = 0.0
         self._next_cleanup = 0.0
-        self.pool: Pool = make_pool(pool, Executor(backend=backend, worker_id=self.worker_id, clock=clock), self._on_done,
-                                    concurrency)
-        self._shares_database = isinstance(self.broker, DatabaseBroker) and self.broker.alias == self.results.alias
+        executor = Executor(backend=backend, worker_id=self.worker_id, clock=clock)
+        self.pool: Pool = make_pool(pool, executor, self._on_done, concurrency)
+        # Outcomes and acks then commit together, and with the next claim.
+        self._shares_database = self.broker.database_alias == self.results.alias
 
     # -- control -----------------------------------------------------------
 
