@@ -82,7 +82,7 @@ class BrokerContract:
     def test_an_acked_message_is_gone(self, broker: Broker) -> None:
         broker.enqueue([message()])
         [delivery] = fetch(broker)
-        broker.ack([delivery.id])
+        broker.ack([delivery])
         assert broker.recover(later(LEASE * 10)) == 0
         assert fetch(broker, now=later(LEASE * 10)) == []
 
@@ -99,14 +99,14 @@ class BrokerContract:
     def test_extend_keeps_a_healthy_lease_alive(self, broker: Broker) -> None:
         broker.enqueue([message()])
         [delivery] = fetch(broker, worker="w1")
-        broker.extend([delivery.id], worker_id="w1", lease_seconds=LEASE, now=later(LEASE - 1))
+        broker.extend([delivery], worker_id="w1", lease_seconds=LEASE, now=later(LEASE - 1))
         assert broker.recover(later(LEASE + 1)) == 0
         assert broker.recover(later(2 * LEASE)) == 1
 
     def test_extend_by_another_worker_does_nothing(self, broker: Broker) -> None:
         broker.enqueue([message()])
         [delivery] = fetch(broker, worker="w1")
-        broker.extend([delivery.id], worker_id="intruder", lease_seconds=LEASE, now=later(LEASE - 1))
+        broker.extend([delivery], worker_id="intruder", lease_seconds=LEASE, now=later(LEASE - 1))
         assert broker.recover(later(LEASE + 1)) == 1
 
     def test_nack_puts_back_with_new_body_and_due_time(self, broker: Broker) -> None:

@@ -39,6 +39,8 @@ class Delivery:
     body: bytes
     #: How many times this message was leased, this time included.
     deliveries: int
+    #: Where the broker keeps this delivery (e.g. a stream entry id); opaque to callers.
+    receipt: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,11 +76,12 @@ class Broker(ABC):
         """
 
     @abstractmethod
-    def extend(self, ids: Sequence[str], *, worker_id: str, lease_seconds: float, now: dt.datetime) -> None:
+    def extend(self, deliveries: Sequence[Delivery], *, worker_id: str, lease_seconds: float,
+               now: dt.datetime) -> None:
         """Push the lease deadline of messages this worker holds."""
 
     @abstractmethod
-    def ack(self, ids: Sequence[str]) -> None:
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Remove finished messages."""
 
     @abstractmethod

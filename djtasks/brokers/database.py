@@ -135,16 +135,17 @@ class DatabaseBroker(Broker):
                 )
         return [[row[0], row[1], row[2], row[3] + 1, row[4], row[5]] for row in rows]
 
-    def extend(self, ids: Sequence[str], *, worker_id: str, lease_seconds: float, now: dt.datetime) -> None:
-        if ids:
-            self._rows().filter(id__in=ids, broker_state=BrokerState.LEASED, lease_owner=worker_id).update(
+    def extend(self, deliveries: Sequence[Delivery], *, worker_id: str, lease_seconds: float,
+               now: dt.datetime) -> None:
+        if deliveries:
+            self._rows().filter(id__in=[d.id for d in deliveries], broker_state=BrokerState.LEASED, lease_owner=worker_id).update(
                 leased_until=now + dt.timedelta(seconds=lease_seconds))
 
-    def ack(self, ids: Sequence[str]) -> None:
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
         # Recording a final outcome already clears the row's broker state
         # (see ResultStore.record), so this usually touches nothing.
-        if ids:
-            self._rows().filter(id__in=ids, broker_state__isnull=False).update(broker_state=None, leased_until=None)
+        if deliveries:
+            self._rows().filter(id__in=[d.id for d in deliveries], broker_state__isnull=False).update(broker_state=None, leased_until=None)
 
     def nack(self, delivery: Delivery, *, body: bytes | None = None, available_at: dt.datetime | None = None) -> None:
         changes: dict = {"broker_state": BrokerState.QUEUED, "leased_until": None, "lease_owner": ""}

@@ -66,17 +66,18 @@ class MemoryBroker(Broker):
                 entry.lease_owner = worker_id
             return [Delivery(id=e.id, queue=e.queue, body=e.body, deliveries=e.deliveries) for e in due]
 
-    def extend(self, ids: Sequence[str], *, worker_id: str, lease_seconds: float, now: dt.datetime) -> None:
+    def extend(self, deliveries: Sequence[Delivery], *, worker_id: str, lease_seconds: float,
+               now: dt.datetime) -> None:
         with self._lock:
-            for message_id in ids:
-                entry = self._entries.get(message_id)
+            for delivery in deliveries:
+                entry = self._entries.get(delivery.id)
                 if entry is not None and entry.lease_owner == worker_id and entry.leased_until is not None:
                     entry.leased_until = now + dt.timedelta(seconds=lease_seconds)
 
-    def ack(self, ids: Sequence[str]) -> None:
+    def ack(self, deliveries: Sequence[Delivery]) -> None:
         with self._lock:
-            for message_id in ids:
-                self._entries.pop(message_id, None)
+            for delivery in deliveries:
+                self._entries.pop(delivery.id, None)
 
     def nack(self, delivery: Delivery, *, body: bytes | None = None, available_at: dt.datetime | None = None) -> None:
         with self._lock:

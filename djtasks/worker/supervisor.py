@@ -233,7 +233,7 @@ class Worker:
         """Record outcomes first, then ack: a crash in between re-runs, never loses."""
         with self.results.atomic():
             self.results.record([c.outcome for c in batch])
-        self.broker.ack([c.delivery.id for c in batch if c.retry_body is None])
+        self.broker.ack([c.delivery for c in batch if c.retry_body is None])
         for completion in batch:
             if completion.retry_body is not None:
                 self.broker.nack(completion.delivery, body=completion.retry_body,
@@ -270,11 +270,11 @@ class Worker:
         interval = self.config.lease_seconds / 3
         while not self._finished.wait(interval):
             with self._in_flight_lock:
-                ids = list(self._in_flight)
-            if not ids:
+                held = list(self._in_flight.values())
+            if not held:
                 continue
             try:
-                self.broker.extend(ids, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds,
+                self.broker.extend(held, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds,
                                    now=timezone.now())
             except DatabaseError as exc:
                 logger.warning("could not extend leases (%s); will try again", exc)
