@@ -168,8 +168,27 @@ def decode(data: bytes | str) -> Envelope:
         for name in ("eta", "expires"):
             if body.get(name):
                 body[name] = dt.datetime.fromisoformat(body[name])
-        return Envelope(**body)
+        envelope = Envelope(**body)
     except MessageDecodeError:
         raise
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise MessageDecodeError(f"cannot decode message: {exc}") from exc
+    _check_types(envelope)
+    return envelope
+
+
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "id": str, "task": str, "backend": str, "queue": str, "priority": int, "args": list, "kwargs": dict,
+    "attempt": int, "headers": dict, "eta": (dt.datetime, type(None)), "expires": (dt.datetime, type(None)),
+}
+
+
+def _check_types(envelope: Envelope) -> None:
+    for name, expected in _FIELD_TYPES.items():
+        value = getattr(envelope, name)
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise MessageDecodeError(f"cannot decode message: field {name!r} has the wrong type "
+                                     f"({type(value).__name__})")
+    if not all(isinstance(key, str) for key in envelope.kwargs):
+        raise MessageDecodeError("cannot decode message: kwargs keys must be strings")
+

@@ -59,6 +59,18 @@ class Executor:
 
     def __call__(self, delivery: Delivery) -> Completion:
         started = time.monotonic()
+        try:
+            return self._execute(delivery, started)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - whatever breaks, the message gets an outcome
+            logger.exception("djtasks could not run message %s", delivery.id, extra={"task_id": delivery.id})
+            outcome = Outcome(task_id=delivery.id, status=TaskResultStatus.FAILED, at=timezone.now(),
+                              attempt=max(1, delivery.deliveries), error=error_info(exc))
+            return Completion(delivery=delivery, outcome=outcome, task_path="?",
+                              duration_seconds=time.monotonic() - started)
+
+    def _execute(self, delivery: Delivery, started: float) -> Completion:
         attempt = max(1, delivery.deliveries)
         task_path = "?"
         try:
@@ -96,9 +108,9 @@ class Executor:
             else:
                 value = task.call(*args, **kwargs)
             outcome, retry_body = self._success(delivery, value, attempt), None
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             raise
-        except BaseException as error:  # noqa: BLE001 - a task's error never stops the worker
+        except BaseException as error:  # noqa: BLE001 - a task's error, sys.exit() included, never stops the worker
             outcome, retry_body = self._failure(delivery, envelope, task, error, attempt)
         finally:
             close_old_connections()

@@ -265,7 +265,7 @@ class WorkerProcess:
                 match = regex.search(self.log())  # the last lines may have come with the exit
                 if match is None:
                     raise AssertionError(f"worker {self.name} exited with code {self.popen.returncode} before "
-                                         f"logging /{pattern}/\n{self.log_tail()}")
+                                         f"logging /{pattern}/")
             return match
 
         try:
@@ -319,9 +319,10 @@ def start_worker(db: E2EDatabase, log_dir: Path, name: str, *args: str,
 
     Returns at once; :meth:`WorkerProcess.wait_serving` waits until it serves.
     """
+    # preexec_fn is safe enough here: the child only calls prctl() before exec.
     log_path = log_dir / f"worker-{name}.log"
     with log_path.open("wb") as log:
         popen = subprocess.Popen([PYTHON, str(MANAGE_PY), "runworker", *args], cwd=REPO_ROOT,
                                  env=db.env(**(env or {})), stdout=log, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_the_test_process())
+                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_the_test_process())  # noqa: PLW1509
     return WorkerProcess(name=name, popen=popen, log_path=log_path)

@@ -73,9 +73,6 @@ def test_unknown_tasks_and_undecodable_messages_fail_with_the_reason_and_the_wor
     assert database.runs() == [("after-bad-messages", worker.pid)]
 
 
-@pytest.mark.xfail(strict=True, reason="djtasks bug: a non-string 'task' field raises AttributeError in "
-                                       "registry.lookup(), which Executor does not catch; the pool thread dies and "
-                                       "the message stays leased (RUNNING) for ever")
 def test_a_message_whose_task_field_is_not_a_string_fails_and_the_worker_goes_on(
         sqlite_db: E2EDatabase, workers: Workers) -> None:
     [bad] = enqueue(sqlite_db, [call("record_run", "task-is-a-number")])

@@ -85,3 +85,10 @@ def plain(name):
 @djtask
 async def async_add(x, y):
     return x + y
+
+
+@djtask
+def exits():
+    import sys
+
+    sys.exit(3)

@@ -1,6 +1,7 @@
 """The wire format: values round-trip exactly, bad input fails clearly."""
 
 import datetime as dt
+import json
 import uuid
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -84,3 +85,11 @@ def test_undecodable_bodies_raise_message_decode_error(body):
 def test_a_bad_tagged_value_raises_message_decode_error():
     with pytest.raises(MessageDecodeError):
         messages.load_value({"__djtasks__": "decimal", "value": "one"})
+
+
+@pytest.mark.parametrize("field", ["task", "args", "kwargs", "priority", "attempt"])
+def test_a_field_of_the_wrong_type_is_a_decode_error(field):
+    body = json.loads(messages.encode(messages.Envelope(id="1", task="t", backend="default", queue="q")))
+    body[field] = {"task": 123, "args": {"a": 1}, "kwargs": [1], "priority": "high", "attempt": True}[field]
+    with pytest.raises(MessageDecodeError, match=field):
+        messages.decode(json.dumps(body))

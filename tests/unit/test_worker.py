@@ -158,3 +158,13 @@ def test_releasing_an_unstarted_task_restores_its_row():
         TaskResultStatus.READY, 0, [], None, BrokerState.QUEUED)
     [done] = drain()
     assert done.attempts == 1 and done.return_value == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sys_exit_in_a_task_fails_it_and_the_thread_goes_on():
+    exiting = tasks.exits.enqueue()
+    after = tasks.add.enqueue(1, 1)
+    stats = Worker(backend=task_backends["default"], pool="threads", concurrency=1, burst=True).run()
+    assert (stats.failed, stats.succeeded) == (1, 1)
+    assert TaskRecord.objects.get(id=exiting.id).errors[-1]["exception_class_path"] == "builtins.SystemExit"
+    assert tasks.add.get_result(after.id).return_value == 2
