@@ -49,7 +49,7 @@ class DjTasksBackend(BaseTaskBackend):
 
     @cached_property
     def broker(self) -> brokers.Broker:
-        return brokers.from_url(self.config.broker_url)
+        return brokers.from_url(self.config.broker_url, self.config)
 
     @cached_property
     def results(self) -> ResultStore:

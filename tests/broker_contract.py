@@ -38,6 +38,10 @@ def fetch(broker: Broker, limit: int = 10, *, queues=None, now=T0, worker="w1", 
 class BrokerContract:
     """Behaviour every broker has, whatever stores the messages."""
 
+    #: Within a priority: True orders by due time; False by arrival (a stream is FIFO,
+    #: and a message whose due time has passed counts as arriving when enqueued).
+    orders_by_due_time = True
+
     def test_a_message_comes_back_whole(self, broker: Broker) -> None:
         sent = message(args=["é", 1.5, {"k": [None]}])
         broker.enqueue([sent])
@@ -54,7 +58,10 @@ class BrokerContract:
         low_new = message(priority=0, at=later(-2))
         broker.enqueue([low_old, high_new, high_old, low_new])
         order = [d.id for d in fetch(broker, 10)]
-        assert order == [high_old.id, high_new.id, low_old.id, low_new.id]
+        if self.orders_by_due_time:
+            assert order == [high_old.id, high_new.id, low_old.id, low_new.id]
+        else:
+            assert order == [high_new.id, high_old.id, low_old.id, low_new.id]
 
     def test_fetch_takes_at_most_limit(self, broker: Broker) -> None:
         broker.enqueue([message() for _ in range(5)])

@@ -19,6 +19,7 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from ..brokers import Broker, Delivery
+from ..exceptions import BrokerError
 from ..results import ResultStore
 from .executor import Completion, Executor
 from .pools import Pool, make_pool
@@ -125,16 +126,18 @@ class Worker:
                         break
                     self._wait(0.1)
                     continue
-                if self._cycle(take_work=True):
+                worked = self._cycle(take_work=True)
+                if failures:
+                    logger.warning("the worker loop works again after %d failed attempt(s)", failures)
                     failures = 0
+                if worked:
                     continue
-                failures = 0
                 if self.burst and not self._in_flight and self._done.empty():
                     break
                 self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
-            except DatabaseError as exc:
+            except (DatabaseError, BrokerError) as exc:
                 if failures == 0:
-                    logger.error("database error in the worker loop (%s); retrying every few seconds", exc)
+                    logger.error("%s; retrying with backoff until it works again", exc)
                 failures += 1
                 close_old_connections()
                 if self.stopping and grace_deadline and time.monotonic() >= grace_deadline:
@@ -276,7 +279,7 @@ class Worker:
             try:
                 self.broker.extend(held, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds,
                                    now=timezone.now())
-            except DatabaseError as exc:
+            except (DatabaseError, BrokerError) as exc:
                 logger.warning("could not extend leases (%s); will try again", exc)
             finally:
                 close_old_connections()

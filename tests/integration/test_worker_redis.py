@@ -1,0 +1,84 @@
+"""A worker on the Redis broker, results in the database: wake-ups, delays, retries."""
+
+import datetime as dt
+import threading
+
+import pytest
+from django.db import connections
+from django.tasks import TaskResultStatus, task_backends
+from django.test import override_settings
+
+from djtasks.testing import drain
+from djtasks.worker import Worker
+from tests.conftest import REDIS_URL
+from tests.taskapp import tasks
+
+pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def redis_backend(redis_prefix):  # noqa: ANN001, ANN201
+    def backend(**options):
+        return {"BACKEND": "djtasks.backend.DjTasksBackend", "QUEUES": [],
+                "OPTIONS": {"BROKER_URL": REDIS_URL, "KEY_PREFIX": redis_prefix, **options}}
+
+    with override_settings(TASKS={"default": backend(POLL_INTERVAL=3600), "fast": backend(POLL_INTERVAL=0.05)}):
+        yield task_backends["default"]
+
+
+class RunningWorker:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        try:
+            self.worker.run()
+        finally:
+            connections.close_all()
+
+    def __enter__(self) -> Worker:
+        self.thread.start()
+        return self.worker
+
+    def __exit__(self, *exc_info) -> None:
+        self.worker.request_stop()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive()
+
+
+def test_an_idle_worker_is_woken_at_once(redis_backend):  # noqa: ANN001
+    worker = Worker(backend=redis_backend, pool="threads", concurrency=2)
+    with RunningWorker(worker):
+        assert tasks.add.enqueue(1, 1).wait(timeout=30) == 2
+        # Idle now, with an hour until its next poll: only the wake-up list can wake it.
+        assert tasks.add.enqueue(2, 2).wait(timeout=10) == 4
+
+
+def test_a_countdown_is_honoured_never_early(redis_backend):  # noqa: ANN001
+    worker = Worker(backend=redis_backend, pool="threads", concurrency=2)
+    with RunningWorker(worker):
+        result = tasks.add.apply_async(args=(3, 4), countdown=1)
+        assert result.wait(timeout=10) == 7
+        result.refresh()
+        assert result.started_at >= result.enqueued_at + dt.timedelta(seconds=1)
+
+
+def test_retries_go_through_the_delayed_set(redis_backend):  # noqa: ANN001
+    tasks.CALLS.clear()
+    result = tasks.flaky.enqueue(failures=1)
+    drain()
+    assert tasks.flaky.get_result(result.id).status == TaskResultStatus.READY
+    [done] = drain(include_scheduled=True)
+    assert done.return_value == 2
+    assert done.attempts == 2
+
+
+def test_a_worker_drains_a_batch_with_results_stored(redis_backend):  # noqa: ANN001
+    results = tasks.add.enqueue_many([(n, 1) for n in range(300)])
+    stats = Worker(backend=task_backends["fast"], pool="threads", concurrency=4, burst=True).run()
+    assert stats.succeeded == 300
+    for result in results[::29]:
+        result.refresh()
+        assert result.status == TaskResultStatus.SUCCESSFUL
+        assert result.return_value == result.args[0] + 1
