@@ -83,7 +83,7 @@ class DjTasksBackend(BaseTaskBackend):
         outgoing = [self._outgoing(task, args, kwargs, now) for args, kwargs in calls]
         if not outgoing:
             return []
-        if not self.broker.creates_result_rows:
+        if not self.broker.creates_result_rows and not getattr(task, "ignore_result", False):
             self.results.create_pending([m.envelope for m in outgoing], now)
         self.broker.enqueue(outgoing)
         results = [self._pending_result(task, message, args, kwargs, now)

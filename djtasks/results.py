@@ -22,6 +22,7 @@ from django.tasks import TaskResultStatus
 
 from .messages import Envelope
 from .models import TaskRecord
+from .records import NewRecord, insert_records
 from .sqlexpressions import JSONAppend
 from .sqlfiles import load_sql
 
@@ -68,7 +69,7 @@ class ResultStore:
 
     def create_pending(self, envelopes: Sequence[Envelope], enqueued_at: dt.datetime) -> None:
         """Insert READY rows for envelopes a broker other than the ORM one queued."""
-        self.rows().bulk_create([TaskRecord.from_envelope(e, enqueued_at) for e in envelopes], batch_size=1000)
+        insert_records(self.alias, [NewRecord(envelope=e, enqueued_at=enqueued_at) for e in envelopes], queued=False)
 
     def mark_started(self, ids: Sequence[str], worker_id: str, at: dt.datetime) -> None:
         """One UPDATE: the tasks ``ids`` run now on ``worker_id``."""
@@ -136,6 +137,10 @@ class ResultStore:
 
     def atomic(self) -> transaction.Atomic:
         return transaction.atomic(using=self.alias, savepoint=False)
+
+    def delete(self, task_ids: Sequence[str]) -> None:
+        if task_ids:
+            self.rows().filter(id__in=task_ids).delete()
 
     def delete_finished_before(self, moment: dt.datetime) -> int:
         """Remove finished rows older than ``moment``; return how many."""

@@ -15,7 +15,7 @@ from django.tasks import (
     TaskResultStatus,
 )
 from django.tasks.base import DEFAULT_TASK_PRIORITY
-from django.tasks.exceptions import InvalidTask
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.utils import timezone
 
 from . import registry
@@ -51,6 +51,8 @@ class DjTask(Task):
     retry_jitter: bool = True
     #: A task not started this long after enqueue (or by this moment) does not run.
     expires: When | None = None
+    #: Fire and forget: no result row is kept, and ``get_result`` raises.
+    ignore_result: bool = False
 
     def __post_init__(self) -> None:
         _check_options(self)
@@ -113,6 +115,21 @@ class DjTask(Task):
         backend.validate_call(self, args, kwargs)
         transaction.on_commit(lambda: self.enqueue(*args, **kwargs), using=backend.config.results_database)
 
+    def get_result(self, result_id: str) -> DjTaskResult:
+        """The result of call ``result_id``, from any process."""
+        self.check_results_kept()
+        return super(DjTask, self).get_result(result_id)
+
+    async def aget_result(self, result_id: str) -> DjTaskResult:
+        self.check_results_kept()
+        return await super(DjTask, self).aget_result(result_id)
+
+    def check_results_kept(self) -> None:
+        """Raise ``TaskResultDoesNotExist`` for a task whose results are not stored."""
+        if self.ignore_result:
+            raise TaskResultDoesNotExist(f"Task {self.module_path} is declared with ignore_result=True: "
+                                         "its results are not stored.")
+
     @property
     def retry_policy(self) -> RetryPolicy:
         backoff = self.retry_backoff
@@ -148,7 +165,7 @@ def djtask(function: Callable[..., Any] | None = None, *, priority: int = DEFAUL
 
     Options: ``queue_name``, ``priority``, ``takes_context``, ``backend``,
     ``max_retries``, ``retry_on``, ``retry_delay``, ``retry_backoff``,
-    ``retry_backoff_max``, ``retry_jitter``, ``expires``.
+    ``retry_backoff_max``, ``retry_jitter``, ``expires``, ``ignore_result``.
     """
     if "run_after" in options:
         raise TypeError("run_after cannot be set in @djtask; use .using(run_after=...) or apply_async(countdown=...).")

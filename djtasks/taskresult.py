@@ -38,6 +38,8 @@ class DjTaskResult(TaskResult):
 
     def refresh(self) -> None:
         """Reload status, result, errors and progress from the result store."""
+        if getattr(self.task, "ignore_result", False):
+            self.task.check_results_kept()
         fresh = self.task.get_backend().get_result(self.id)
         for name in ("status", "_return_value", "errors", "enqueued_at", "started_at", "finished_at",
                      "last_attempted_at", "worker_ids", "progress"):

@@ -36,7 +36,8 @@ def drain(queue: str | Sequence[str] | None = None, *, backend: str = "default",
     Tasks that tasks enqueue run too, and so do retries that are due.
     ``include_scheduled=True`` also runs tasks whose countdown/eta or retry
     delay has not come yet. Return the final result of each task run, in the
-    order they finished (a task retried several times appears once).
+    order they finished (a task retried several times appears once; tasks
+    declared ``ignore_result=True`` run but have no result to return).
     """
     queues = [queue] if isinstance(queue, str) else list(queue) if queue else None
     task_backend = task_backends[backend]
@@ -44,7 +45,7 @@ def drain(queue: str | Sequence[str] | None = None, *, backend: str = "default",
     worker = Worker(backend=task_backend, pool="solo", queues=queues, burst=True, keep_completions=True,
                     worker_id="djtasks.testing", clock=clock)
     stats = worker.run()
-    finished_ids = list(dict.fromkeys(c.outcome.task_id for c in stats.completions))
+    finished_ids = list(dict.fromkeys(c.outcome.task_id for c in stats.completions if c.store_result))
     return [task_backend.get_result(task_id) for task_id in finished_ids]
 
 

@@ -9,7 +9,6 @@ workers through ``NOTIFY``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,13 +20,12 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from ..models import BrokerState, TaskRecord
+from ..records import NewRecord, insert_records
 from ..sqlexpressions import JSONAppend, JSONRemoveLast
 from ..sqlfiles import load_sql
 from .base import Broker, Delivery, OutgoingMessage, QueueDepth
 
 SQL_DIR = Path(__file__).with_name("sql")
-#: Rows per INSERT statement (SQLite allows 32,766 parameters per statement).
-INSERT_BATCH = 500
 #: The PostgreSQL channel that carries "a message is waiting in queue <payload>".
 NOTIFY_CHANNEL = "djtasks"
 
@@ -56,35 +54,9 @@ class DatabaseBroker(Broker):
     # -- producing ---------------------------------------------------------
 
     def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:
-        if not messages:
-            return
-        if self.vendor == "postgresql":
-            self._enqueue_postgresql(messages)
-        else:
-            self._enqueue_rows(messages)
-
-    def _enqueue_postgresql(self, messages: Sequence[OutgoingMessage]) -> None:
-        """One statement, one round trip, for any number of messages."""
-        columns: list[list] = [[] for _ in range(12)]
-        for m in messages:
-            e = m.envelope
-            values = (e.id, e.backend, e.task, e.queue, e.priority, json.dumps(e.args), json.dumps(e.kwargs),
-                      m.enqueued_at, e.eta, e.expires, m.available_at, m.body.decode())
-            for column, value in zip(columns, values, strict=True):
-                column.append(value)
-        with connections[self.alias].cursor() as cursor:
-            cursor.execute(_sql("enqueue_v1.postgresql.sql"), columns)
-
-    def _enqueue_rows(self, messages: Sequence[OutgoingMessage]) -> None:
-        rows = []
-        for message in messages:
-            row = TaskRecord.from_envelope(message.envelope, enqueued_at=message.enqueued_at)
-            row.broker_state = BrokerState.QUEUED
-            row.available_at = message.available_at
-            row.message = message.body.decode()
-            rows.append(row)
-        with transaction.atomic(using=self.alias, savepoint=False):
-            self._rows().bulk_create(rows, batch_size=INSERT_BATCH)
+        records = [NewRecord(envelope=m.envelope, enqueued_at=m.enqueued_at, available_at=m.available_at,
+                             message=m.body.decode()) for m in messages]
+        insert_records(self.alias, records, queued=True)
 
     # -- consuming ---------------------------------------------------------
 

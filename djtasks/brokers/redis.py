@@ -20,7 +20,6 @@ ORM broker. Every step that touches more than one key is a Lua script
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager

@@ -39,6 +39,8 @@ class Completion:
     duration_seconds: float
     #: For a retry: the message to deliver again at ``outcome.retry_at``.
     retry_body: bytes | None = None
+    #: False for a task declared ``ignore_result=True``.
+    store_result: bool = True
 
 
 def error_info(error: BaseException) -> ErrorInfo:
@@ -90,7 +92,8 @@ class Executor:
                               duration_seconds=time.monotonic() - started)
         outcome, retry_body = self._run(delivery, envelope, task, args, kwargs, attempt)
         return Completion(delivery=delivery, outcome=outcome, task_path=task_path,
-                          duration_seconds=time.monotonic() - started, retry_body=retry_body)
+                          duration_seconds=time.monotonic() - started, retry_body=retry_body,
+                          store_result=not task.ignore_result)
 
     def _run(self, delivery: Delivery, envelope: messages.Envelope, task: DjTask, args: list, kwargs: dict,
              attempt: int) -> tuple[Outcome, bytes | None]:

@@ -234,8 +234,14 @@ class Worker:
 
     def _settle(self, batch: list[Completion]) -> None:
         """Record outcomes first, then ack: a crash in between re-runs, never loses."""
+        kept_rows = self.broker.creates_result_rows
         with self.results.atomic():
-            self.results.record([c.outcome for c in batch])
+            self.results.record([c.outcome for c in batch
+                                 if c.store_result or (kept_rows and c.retry_body is not None)])
+            if kept_rows:
+                # ignore_result tasks on the ORM broker: the row was only the message.
+                self.results.delete([c.outcome.task_id for c in batch
+                                     if not c.store_result and c.retry_body is None])
         self.broker.ack([c.delivery for c in batch if c.retry_body is None])
         for completion in batch:
             if completion.retry_body is not None:

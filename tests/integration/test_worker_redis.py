@@ -82,3 +82,15 @@ def test_a_worker_drains_a_batch_with_results_stored(redis_backend):  # noqa: AN
         result.refresh()
         assert result.status == TaskResultStatus.SUCCESSFUL
         assert result.return_value == result.args[0] + 1
+
+
+def test_ignore_result_tasks_write_no_row_on_redis(redis_backend):  # noqa: ANN001
+    from djtasks.models import TaskRecord
+
+    tasks.CALLS.clear()
+    results = tasks.fire_and_forget.enqueue_many([(n,) for n in range(20)])
+    assert not TaskRecord.objects.exists()
+    Worker(backend=task_backends["fast"], pool="threads", concurrency=2, burst=True).run()
+    assert sorted(x for _, x in tasks.CALLS) == list(range(20))
+    assert not TaskRecord.objects.exists()
+    assert len(results) == 20

@@ -92,3 +92,9 @@ def exits():
     import sys
 
     sys.exit(3)
+
+
+@djtask(ignore_result=True)
+def fire_and_forget(x):
+    CALLS.append(("fire_and_forget", x))
+    return x

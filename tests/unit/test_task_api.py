@@ -251,3 +251,15 @@ def test_a_return_value_that_cannot_be_stored_fails_the_task():
     [done] = drain()
     assert done.id == result.id and done.status == TaskResultStatus.FAILED
     assert "cannot be stored" in done.errors[-1].message
+
+
+def test_ignore_result_keeps_no_row_and_get_result_says_why():
+    tasks.CALLS.clear()
+    result = tasks.fire_and_forget.enqueue(7)
+    drain()
+    assert tasks.CALLS == [("fire_and_forget", 7)]
+    assert not TaskRecord.objects.filter(id=result.id).exists()
+    with pytest.raises(TaskResultDoesNotExist, match="ignore_result=True"):
+        tasks.fire_and_forget.get_result(result.id)
+    with pytest.raises(TaskResultDoesNotExist, match="ignore_result=True"):
+        result.wait(timeout=1)
