@@ -83,9 +83,14 @@ class DjTasksBackend(BaseTaskBackend):
         outgoing = [self._outgoing(task, args, kwargs, now) for args, kwargs in calls]
         if not outgoing:
             return []
-        if not self.broker.creates_result_rows and not getattr(task, "ignore_result", False):
-            self.results.create_pending([m.envelope for m in outgoing], now)
-        self.broker.enqueue(outgoing)
+        if self.broker.creates_result_rows or getattr(task, "ignore_result", False):
+            self.broker.enqueue(outgoing)
+        else:
+            # Rows first, in a transaction that a broker failure rolls back:
+            # no READY row is left for a message that was never queued.
+            with self.results.atomic():
+                self.results.create_pending([m.envelope for m in outgoing], now)
+                self.broker.enqueue(outgoing)
         results = [self._pending_result(task, message, args, kwargs, now)
                    for message, (args, kwargs) in zip(outgoing, calls, strict=True)]
         for result in results:

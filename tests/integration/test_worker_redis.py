@@ -94,3 +94,15 @@ def test_ignore_result_tasks_write_no_row_on_redis(redis_backend):  # noqa: ANN0
     assert sorted(x for _, x in tasks.CALLS) == list(range(20))
     assert not TaskRecord.objects.exists()
     assert len(results) == 20
+
+
+def test_enqueue_while_redis_is_unreachable_fails_clearly_and_writes_nothing():
+    from djtasks.exceptions import BrokerError
+    from djtasks.models import TaskRecord
+
+    dead = {"BACKEND": "djtasks.backend.DjTasksBackend",
+            "OPTIONS": {"BROKER_URL": "redis://127.0.0.1:1/0", "BROKER_TIMEOUT": 0.5}}
+    with override_settings(TASKS={"default": dead}):
+        with pytest.raises(BrokerError, match="could not enqueue"):
+            tasks.add.enqueue(1, 2)
+    assert not TaskRecord.objects.exists()
