@@ -20,9 +20,11 @@ ORM broker. Every step that touches more than one key is a Lua script
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,23 @@ from .base import Broker, Delivery, OutgoingMessage, QueueDepth
 from .redisclient import get_client, redis
 
 LUA_DIR = Path(__file__).with_name("lua")
-SCRIPTS = ("enqueue", "fetch", "ack", "extend", "requeue", "recover", "purge", "depth")
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    text: str
+    sha: str
+
+
+def _load_scripts(*names: str) -> dict[str, LuaScript]:
+    scripts = {}
+    for name in names:
+        text = (LUA_DIR / f"{name}_v1.lua").read_text()
+        scripts[name] = LuaScript(text=text, sha=hashlib.sha1(text.encode()).hexdigest())
+    return scripts
+
+
+SCRIPTS = _load_scripts("enqueue", "fetch", "ack", "extend", "requeue", "recover", "purge", "depth")
 #: Leases recovered per queue and call.
 RECOVER_BATCH = 500
 
@@ -73,10 +91,27 @@ class RedisBroker(Broker):
     def keys(self, queue: str) -> QueueKeys:
         return QueueKeys(self.prefix, queue)
 
-    def _script(self, name: str) -> Any:
-        # Script objects are cheap and cache their SHA; they run with EVALSHA,
-        # loading themselves once if Redis does not know them yet.
-        return self.client.register_script((LUA_DIR / f"{name}_v1.lua").read_text())
+    def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        """Run script ``name`` by its SHA; load it first if Redis forgot it (a restart)."""
+        script = SCRIPTS[name]
+        try:
+            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            self.client.script_load(script.text)
+            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+
+    def _run_many(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
+        """Run many scripts in one pipeline: one round trip; scripts Redis forgot are loaded and rerun."""
+        pipe = self.client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(SCRIPTS[name].sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        for index, reply in enumerate(replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                replies[index] = self._run(*calls[index])
+            elif isinstance(reply, Exception):
+                raise reply
+        return replies
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
@@ -90,17 +125,18 @@ class RedisBroker(Broker):
     def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:
         if not messages:
             return
-        script = self._scripts["enqueue"]
         now_ms = _ms(messages[0].enqueued_at)
+        calls = []
+        for m in messages:
+            k = self.keys(m.queue)
+            calls.append(("enqueue", [k.priorities, k.delayed, k.wake, k.stream(m.priority)],
+                          [m.id, m.body, m.priority, _ms(m.available_at), now_ms, 0]))
         with self._errors("enqueue"):
-            pipe = self.client.pipeline(transaction=False)
-            for queue in {m.queue for m in messages}:
-                pipe.sadd(self.queues_key, queue)
-            for m in messages:
-                k = self.keys(m.queue)
-                script(keys=[k.priorities, k.delayed, k.wake, k.stream(m.priority)],
-                       args=[m.id, m.body, m.priority, _ms(m.available_at), now_ms, 0], client=pipe)
-            pipe.execute()
+            replies = [self._run(*calls[0])] if len(calls) == 1 else self._run_many(calls)
+            # A queue whose keys were just created is recorded for workers that serve every queue.
+            new_queues = {m.queue for m, created in zip(messages, replies, strict=True) if created}
+            if new_queues:
+                self.client.sadd(self.queues_key, *new_queues)
 
     # -- consuming ---------------------------------------------------------
 
@@ -113,9 +149,8 @@ class RedisBroker(Broker):
                 if len(deliveries) >= limit:
                     break
                 k = self.keys(queue)
-                rows = self._scripts["fetch"](
-                    keys=[k.priorities, k.delayed, k.leases],
-                    args=[k.stream_prefix, _ms(now), limit - len(deliveries), worker_id, deadline_ms])
+                rows = self._run("fetch", [k.priorities, k.delayed, k.leases],
+                                 [k.stream_prefix, _ms(now), limit - len(deliveries), worker_id, deadline_ms])
                 deliveries += [Delivery(id=_text(r[1]), queue=queue, body=_bytes(r[2]), deliveries=int(r[3]),
                                         receipt=_text(r[0])) for r in rows]
         return deliveries
@@ -147,17 +182,16 @@ class RedisBroker(Broker):
         k = self.keys(delivery.queue)
         now = dt.datetime.now(dt.UTC)
         with self._errors("put a message back"):
-            self._scripts["requeue"](
-                keys=[k.priorities, k.delayed, k.wake, k.stream(priority), k.leases],
-                args=[delivery.receipt, "", delivery.id, body, priority,
-                      _ms(available_at or now), _ms(now), max(0, deliveries)])
+            self._run("requeue", [k.priorities, k.delayed, k.wake, k.stream(priority), k.leases],
+                      [delivery.receipt, "", delivery.id, body, priority, _ms(available_at or now), _ms(now),
+                       max(0, deliveries)])
 
     def recover(self, now: dt.datetime) -> int:
         recovered = 0
         with self._errors("recover expired leases"):
             for queue in self._queues(None):
                 k = self.keys(queue)
-                recovered += int(self._scripts["recover"](keys=[k.leases, k.wake], args=[_ms(now), RECOVER_BATCH]))
+                recovered += int(self._run("recover", [k.leases, k.wake], [_ms(now), RECOVER_BATCH]))
         return recovered
 
     # -- operating ---------------------------------------------------------
@@ -165,7 +199,7 @@ class RedisBroker(Broker):
     def purge(self, queue: str) -> list[str]:
         k = self.keys(queue)
         with self._errors("purge"):
-            ids = self._scripts["purge"](keys=[k.priorities, k.delayed, k.leases], args=[k.stream_prefix])
+            ids = self._run("purge", [k.priorities, k.delayed, k.leases], [k.stream_prefix])
         return [_text(task_id) for task_id in ids]
 
     def depths(self, now: dt.datetime) -> list[QueueDepth]:
@@ -173,8 +207,8 @@ class RedisBroker(Broker):
         with self._errors("count messages"):
             for queue in sorted(self._queues(None)):
                 k = self.keys(queue)
-                ready, scheduled, reserved = self._scripts["depth"](
-                    keys=[k.priorities, k.delayed, k.leases], args=[k.stream_prefix, _ms(now)])
+                ready, scheduled, reserved = self._run("depth", [k.priorities, k.delayed, k.leases],
+                                                       [k.stream_prefix, _ms(now)])
                 if ready or scheduled or reserved:
                     depths.append(QueueDepth(queue=queue, ready=int(ready), scheduled=int(scheduled),
                                              reserved=int(reserved)))
@@ -186,13 +220,6 @@ class RedisBroker(Broker):
         return RedisWakeup(self, queues)
 
     # -- helpers -----------------------------------------------------------
-
-    @property
-    def _scripts(self) -> dict[str, Any]:
-        scripts = self.__dict__.get("_script_cache")
-        if scripts is None:
-            scripts = self.__dict__["_script_cache"] = {name: self._script(name) for name in SCRIPTS}
-        return scripts
 
     def _queues(self, queues: Sequence[str] | None) -> list[str]:
         if queues:
@@ -207,11 +234,7 @@ class RedisBroker(Broker):
         groups: dict[str, list[str]] = defaultdict(list)
         for delivery in deliveries:
             groups[delivery.queue].append(delivery.receipt)
-        pipe = self.client.pipeline(transaction=False)
-        for queue, receipts in groups.items():
-            keys, args = arguments(self.keys(queue), receipts)
-            self._scripts[script](keys=keys, args=args, client=pipe)
-        pipe.execute()
+        self._run_many([(script, *arguments(self.keys(queue), receipts)) for queue, receipts in groups.items()])
 
 
 def _text(value: bytes | str) -> str:

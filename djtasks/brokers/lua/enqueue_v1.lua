@@ -6,18 +6,22 @@
 -- KEYS[4] stream      the STREAM of this message's priority
 -- ARGV[1] task id, ARGV[2] body, ARGV[3] priority, ARGV[4] due (ms),
 -- ARGV[5] now (ms), ARGV[6] deliveries so far
--- Returns 1 if the message is ready now, 0 if it waits in the delayed set.
+-- Returns 1 if this created a key of the queue (its first message, or the
+-- first after Redis lost its data): the caller then records the queue name.
 local priorities, delayed, wake, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, body, priority, due, now, deliveries = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 
 if due > now then
+    local created = redis.call('EXISTS', delayed) == 0
     redis.call('ZADD', delayed, due, cjson.encode({id, priority, body, deliveries}))
-    return 0
+    return created and 1 or 0
 end
+local created = 0
 if redis.call('ZADD', priorities, 'NX', priority, priority) == 1 or redis.call('EXISTS', stream) == 0 then
     redis.pcall('XGROUP', 'CREATE', stream, 'djtasks', '0', 'MKSTREAM')
+    created = 1
 end
 redis.call('XADD', stream, '*', 'id', id, 'body', body, 'd', deliveries)
 redis.call('LPUSH', wake, '1')
 redis.call('LTRIM', wake, 0, 63)
-return 1
+return created
