@@ -193,16 +193,33 @@ class Worker:
             self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL_SECONDS
         with self._in_flight_lock:
             self._in_flight.update((d.id, d) for d in deliveries)
-        for delivery in deliveries:
-            self.pool.submit(delivery)
+        self._dispatch(deliveries)
         return bool(deliveries)
 
     def _reserve(self, limit: int) -> list[Delivery]:
-        deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
-                                       lease_seconds=self.config.lease_seconds, now=self.clock())
-        if deliveries and not self.broker.records_starts:
+        return self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
+                                 lease_seconds=self.config.lease_seconds, now=self.clock())
+
+    def _dispatch(self, deliveries: list[Delivery]) -> None:
+        """Hand deliveries to the pool and mark them started where the broker did not.
+
+        A pool that runs tasks elsewhere gets them first, so the start mark's
+        commit does not delay them; it is still written before their outcomes,
+        which this thread writes in a later cycle.
+        """
+        mark = bool(deliveries) and not self.broker.records_starts
+        if mark and self.pool.runs_inline:
+            self._mark_started(deliveries)
+        for delivery in deliveries:
+            self.pool.submit(delivery)
+        if mark and not self.pool.runs_inline:
+            self._mark_started(deliveries)
+
+    def _mark_started(self, deliveries: list[Delivery]) -> None:
+        try:
             self.results.mark_started([d.id for d in deliveries], self.worker_id, timezone.now())
-        return deliveries
+        except DatabaseError as exc:  # the outcome is still written; only the start mark is missing
+            logger.warning("could not mark %d task(s) started: %s", len(deliveries), exc)
 
     def _clean_up_old_results(self) -> None:
         """Apply ``KEEP_RESULTS_DAYS``: delete finished rows older than that."""

@@ -21,6 +21,8 @@ class Pool(ABC):
     """Runs deliveries; at most ``concurrency`` at once."""
 
     name: str = ""
+    #: ``submit`` runs the task before it returns (in the supervisor's thread).
+    runs_inline: bool = False
 
     def __init__(self, execute: Execute, on_done: OnDone, concurrency: int) -> None:
         if concurrency < 1:

@@ -10,6 +10,7 @@ class SoloPool(Pool):
     """One task at a time, in the calling thread; the simplest and most debuggable pool."""
 
     name = "solo"
+    runs_inline = True
 
     def __init__(self, execute, on_done, concurrency: int = 1) -> None:  # noqa: ANN001
         super().__init__(execute, on_done, 1)
