@@ -11,7 +11,8 @@ import re
 
 from croniter import croniter
 
-DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+#: Monday first, as people list weekdays; cron numbers Sunday 0 (and 7).
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
                "November", "December")
 #: Units of an interval, largest first: (name, seconds).
@@ -46,15 +47,24 @@ def describe_cron(minute: str, hour: str, day_of_month: str, month_of_year: str,
     day_part = _describe_days(day_of_month, month_of_year, day_of_week)
     if time_part is None or day_part is None:
         return f"cron {minute} {hour} {day_of_month} {month_of_year} {day_of_week}, {timezone}"
+    if day_part == "every day" and not time_part.startswith("at "):
+        day_part = ""  # "every 5 minutes", not "every 5 minutes every day"
     text = f"{time_part} {day_part}".strip()
-    # The zone only matters once the schedule names hours or days.
+    # The zone matters once the schedule names hours or days.
     return text if hour == "*" and not day_part else f"{text}, {timezone}"
 
 
+#: :func:`_values` of a field that covers its whole range.
+ALL: list[int] = []
+
+
 def _values(field_index: int, value: str) -> list[int] | None:
-    """The numbers a simple field (numbers, ranges, steps, names) stands for; ``None`` for ``*`` or special forms."""
+    """The numbers a simple field (numbers, ranges, steps, names) stands for.
+
+    :data:`ALL` when it covers its whole range, ``None`` for special forms (``L5``, ``fri#2``).
+    """
     if value == "*":
-        return None
+        return ALL
     fields = ["*"] * 5
     fields[field_index] = value
     try:
@@ -62,6 +72,8 @@ def _values(field_index: int, value: str) -> list[int] | None:
     except (ValueError, KeyError):
         return None
     values = expanded[field_index]
+    if values == ["*"]:
+        return ALL
     if special or any(not isinstance(v, int) for v in values):
         return None
     return sorted(set(values))
@@ -80,49 +92,44 @@ def _describe_time(minute: str, hour: str) -> str | None:
     if hour_step:
         return f"{plural(int(hour_step.group(1)), 'hour')} at minute {int(minute)}"
     hours = _values(1, hour)
-    if hours is None or len(hours) > 6:
+    if not hours or len(hours) > 6:
         return None
     return "at " + spell_list([f"{h:02d}:{int(minute):02d}" for h in hours])
 
 
 def _describe_days(day_of_month: str, month_of_year: str, day_of_week: str) -> str | None:
+    days, months, weekdays = _values(2, day_of_month), _values(3, month_of_year), _values(4, day_of_week)
+    if days is None or months is None or weekdays is None:
+        return "on the last day of the month" if day_of_month.upper() == "L" and months is ALL and \
+            weekdays is ALL else None
+    month_names = [MONTH_NAMES[m - 1] for m in months]
+    if len(days) == 1 and len(months) == 1 and weekdays is ALL:
+        return f"on {days[0]} {month_names[0]}"
     parts = []
-    if day_of_month == "*" and day_of_week == "*":
+    if days is ALL and weekdays is ALL:
         parts.append("every day")
-    if day_of_month != "*":
-        if day_of_month.upper() == "L":
-            parts.append("on the last day of the month")
-        else:
-            days = _values(2, day_of_month)
-            if days is None:
-                return None
-            parts.append(f"on day{'s' if len(days) > 1 else ''} {spell_list([str(d) for d in days])} of the month")
-    if day_of_week != "*":
-        weekdays = _values(4, day_of_week)
-        if weekdays is None:
-            return None
-        names = _day_ranges(sorted({d % 7 for d in weekdays}))
-        parts.append(("or " if day_of_month != "*" else "") + "on " + spell_list(names))
-    if month_of_year != "*":
-        months = _values(3, month_of_year)
-        if months is None:
-            return None
-        parts.append("in " + spell_list([MONTH_NAMES[m - 1] for m in months]))
+    if days is not ALL:
+        parts.append(f"on day{'s' if len(days) > 1 else ''} {spell_list([str(d) for d in days])} of the month")
+    if weekdays is not ALL:
+        names = _day_ranges(sorted({(d + 6) % 7 for d in weekdays}))  # Monday = 0
+        parts.append(("or " if days is not ALL else "") + "on " + spell_list(names))
+    if months is not ALL:
+        parts.append("in " + spell_list(month_names))
     return " ".join(parts)
 
 
 def _day_ranges(days: list[int]) -> list[str]:
-    """Weekday numbers as names, with runs of three or more as "Monday to Friday"."""
+    """Weekdays (Monday = 0) as names, with runs of three or more as "Monday to Friday"."""
+    runs: list[list[int]] = []
+    for day in days:
+        if runs and day == runs[-1][-1] + 1:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
     names: list[str] = []
-    start = previous = None
-    for day in [*days, None]:
-        if day is not None and previous is not None and day == previous + 1:
-            previous = day
-            continue
-        if start is not None:
-            if previous - start >= 2:
-                names.append(f"{DAY_NAMES[start]} to {DAY_NAMES[previous]}")
-            else:
-                names.extend(DAY_NAMES[d] for d in range(start, previous + 1))
-        start = previous = day
+    for run in runs:
+        if len(run) >= 3:
+            names.append(f"{DAY_NAMES[run[0]]} to {DAY_NAMES[run[-1]]}")
+        else:
+            names.extend(DAY_NAMES[d] for d in run)
     return names

@@ -60,6 +60,9 @@ class Broker(ABC):
     #: ``fetch`` also marks the fetched tasks started in their result rows
     #: (the ORM broker, whose messages are those rows).
     records_starts: bool = False
+    #: Storing a task's final outcome in its result row also settles its message
+    #: (the ORM broker), so no separate ``ack`` is needed.
+    settled_by_results: bool = False
     #: The Django database whose transactions this broker's writes take part in, if any.
     database_alias: str | None = None
 

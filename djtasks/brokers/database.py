@@ -39,6 +39,7 @@ class DatabaseBroker(Broker):
 
     creates_result_rows = True
     records_starts = True
+    settled_by_results = True
 
     def __init__(self, alias: str = "default") -> None:
         self.alias = alias

@@ -259,7 +259,8 @@ class Worker:
                 # ignore_result tasks on the ORM broker: the row was only the message.
                 self.results.delete([c.outcome.task_id for c in batch
                                      if not c.store_result and c.retry_body is None])
-        self.broker.ack([c.delivery for c in batch if c.retry_body is None])
+        if not (self.broker.settled_by_results and self._shares_database):
+            self.broker.ack([c.delivery for c in batch if c.retry_body is None])
         for completion in batch:
             if completion.retry_body is not None:
                 self.broker.nack(completion.delivery, body=completion.retry_body,
