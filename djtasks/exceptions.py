@@ -66,3 +66,15 @@ class Retry(DjTasksError):
 
 class MaxRetriesExceeded(DjTasksError):
     """``context.retry()`` was called on the last allowed attempt."""
+
+
+class SoftTimeLimitExceeded(Exception):  # noqa: N818 - the name Celery users know
+    """Raised inside a task that ran past its ``soft_time_limit``; it may catch it and clean up."""
+
+
+class TimeLimitExceeded(DjTasksError):  # noqa: N818 - the name Celery users know
+    """A task ran past its hard ``time_limit`` and was stopped (its process killed)."""
+
+
+class WorkerLostError(DjTasksError):
+    """The process running a task died (killed, crashed or out of memory) before the task finished."""

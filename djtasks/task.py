@@ -53,6 +53,10 @@ class DjTask(Task):
     expires: When | None = None
     #: Fire and forget: no result row is kept, and ``get_result`` raises.
     ignore_result: bool = False
+    #: Seconds after which the task is stopped hard (prefork: its process is killed).
+    time_limit: float | None = None
+    #: Seconds after which ``SoftTimeLimitExceeded`` is raised inside the task.
+    soft_time_limit: float | None = None
 
     def __post_init__(self) -> None:
         _check_options(self)
@@ -151,6 +155,10 @@ def _check_options(task: DjTask) -> None:
         value = getattr(task, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise InvalidTask(f"{where}: {name} must be a number of seconds >= 0, not {value!r}.")
+    for name in ("time_limit", "soft_time_limit"):
+        value = getattr(task, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+            raise InvalidTask(f"{where}: {name} must be a positive number of seconds, not {value!r}.")
     for name in ("run_after", "expires"):
         value = getattr(task, name)
         valid = isinstance(value, dt.datetime | dt.timedelta | int | float) and not isinstance(value, bool)
@@ -165,7 +173,8 @@ def djtask(function: Callable[..., Any] | None = None, *, priority: int = DEFAUL
 
     Options: ``queue_name``, ``priority``, ``takes_context``, ``backend``,
     ``max_retries``, ``retry_on``, ``retry_delay``, ``retry_backoff``,
-    ``retry_backoff_max``, ``retry_jitter``, ``expires``, ``ignore_result``.
+    ``retry_backoff_max``, ``retry_jitter``, ``expires``, ``ignore_result``,
+    ``time_limit``, ``soft_time_limit``.
     """
     if "run_after" in options:
         raise TypeError("run_after cannot be set in @djtask; use .using(run_after=...) or apply_async(countdown=...).")

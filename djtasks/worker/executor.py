@@ -25,6 +25,7 @@ from ..exceptions import DjTasksError, MaxRetriesExceeded, Retry, TaskExpired
 from ..results import ErrorInfo, Outcome, ResultStore
 from ..task import DjTask
 from ..taskresult import DjTaskContext, DjTaskError, DjTaskResult
+from .timelimits import time_limits
 
 logger = logging.getLogger("djtasks.worker")
 
@@ -52,12 +53,48 @@ def error_info(error: BaseException) -> ErrorInfo:
 class Executor:
     """Runs deliveries for one backend, as worker ``worker_id``."""
 
-    def __init__(self, *, backend: Any, worker_id: str, clock: Any = timezone.now) -> None:
+    def __init__(self, *, backend: Any, worker_id: str, clock: Any = timezone.now,
+                 time_limit: float | None = None, soft_time_limit: float | None = None) -> None:
         self.backend = backend
         #: "Now" for expiry decisions; the supervisor's clock, which tests may move ahead.
         self.clock = clock
         self.worker_id = worker_id
         self.results: ResultStore = backend.results
+        #: Worker-wide defaults for tasks that set no limits of their own.
+        self.time_limit = time_limit
+        self.soft_time_limit = soft_time_limit
+        #: Whether the hard limit is raised in the task; the prefork pool kills the child instead.
+        self.hard_limit_in_process = True
+
+    def limits(self, task: DjTask) -> tuple[float | None, float | None]:
+        """(soft, hard) time limits of ``task`` in seconds: its own, else the worker's."""
+        return (task.soft_time_limit or self.soft_time_limit, task.time_limit or self.time_limit)
+
+    def limits_of(self, delivery: Delivery) -> tuple[float | None, float | None]:
+        """The time limits of the task a delivery names; none if it cannot be decoded."""
+        try:
+            task = registry.lookup(messages.decode(delivery.body).task)
+        except DjTasksError:
+            return (None, None)
+        return self.limits(task) if isinstance(task, DjTask) else (None, None)
+
+    def lost(self, delivery: Delivery, error: BaseException, duration_seconds: float) -> Completion:
+        """The completion of a run cut short from outside (its process died or was killed).
+
+        The task's retry policy decides whether it runs again.
+        """
+        attempt = max(1, delivery.deliveries)
+        try:
+            envelope = messages.decode(delivery.body)
+            task = registry.lookup(envelope.task)
+        except DjTasksError:
+            outcome = Outcome(task_id=delivery.id, status=TaskResultStatus.FAILED, at=timezone.now(),
+                              attempt=attempt, error=error_info(error))
+            return Completion(delivery=delivery, outcome=outcome, task_path="?", duration_seconds=duration_seconds)
+        outcome, retry_body = self._failure(delivery, envelope, task, error, attempt)
+        return Completion(delivery=delivery, outcome=outcome, task_path=envelope.task,
+                          duration_seconds=duration_seconds, retry_body=retry_body,
+                          store_result=not task.ignore_result)
 
     def __call__(self, delivery: Delivery) -> Completion:
         started = time.monotonic()
@@ -102,14 +139,16 @@ class Executor:
                               started_at=now, finished_at=None, last_attempted_at=now, args=args, kwargs=kwargs,
                               backend=envelope.backend, errors=[], worker_ids=[self.worker_id])
         close_old_connections()
+        soft, hard = self.limits(task)
         try:
             task_started.send(sender=type(self.backend), task_result=result)
-            if task.takes_context:
-                context = DjTaskContext(task_result=result, attempt_number=attempt,
-                                        progress_callback=self._progress_writer(delivery.id))
-                value = task.call(context, *args, **kwargs)
-            else:
-                value = task.call(*args, **kwargs)
+            with time_limits(soft, hard if self.hard_limit_in_process else None):
+                if task.takes_context:
+                    context = DjTaskContext(task_result=result, attempt_number=attempt,
+                                            progress_callback=self._progress_writer(delivery.id))
+                    value = task.call(context, *args, **kwargs)
+                else:
+                    value = task.call(*args, **kwargs)
             outcome, retry_body = self._success(delivery, value, attempt), None
         except KeyboardInterrupt:
             raise

@@ -53,7 +53,9 @@ class Worker:
 
     def __init__(self, *, backend, pool: str = "threads", concurrency: int = 1,  # noqa: ANN001
                  queues: Sequence[str] | None = None, burst: bool = False, worker_id: str | None = None,
-                 keep_completions: bool = False, clock=timezone.now) -> None:  # noqa: ANN001
+                 keep_completions: bool = False, clock=timezone.now,  # noqa: ANN001
+                 time_limit: float | None = None, soft_time_limit: float | None = None,
+                 max_tasks_per_child: int | None = None, max_memory_per_child_kib: int | None = None) -> None:
         self.backend = backend
         self.broker: Broker = backend.broker
         self.results: ResultStore = backend.results
@@ -74,8 +76,11 @@ class Worker:
         self._unwritten: list[Completion] = []
         self._next_recovery = 0.0
         self._next_cleanup = 0.0
-        executor = Executor(backend=backend, worker_id=self.worker_id, clock=clock)
-        self.pool: Pool = make_pool(pool, executor, self._on_done, concurrency)
+        executor = Executor(backend=backend, worker_id=self.worker_id, clock=clock, time_limit=time_limit,
+                            soft_time_limit=soft_time_limit)
+        self.pool: Pool = make_pool(pool, executor, self._on_done, concurrency,
+                                    max_tasks_per_child=max_tasks_per_child,
+                                    max_memory_per_child_kib=max_memory_per_child_kib)
         # Outcomes and acks then commit together, and with the next claim.
         self._shares_database = self.broker.database_alias == self.results.alias
 

@@ -69,3 +69,40 @@ def sleep_then_record(key, seconds):
 @djtask
 def always_fails(message):
     raise ValueError(message)
+
+
+@djtask
+def report_pid_then_sleep(key, seconds):
+    """Record which process started, then sleep: a task to kill in the middle."""
+    TaskRun.objects.create(key=f"{key}-started", worker_pid=os.getpid())
+    time.sleep(seconds)
+    TaskRun.objects.create(key=key, worker_pid=os.getpid())
+    return key
+
+
+@djtask(time_limit=1)
+def sleeps_past_its_time_limit(key, seconds):
+    time.sleep(seconds)
+    TaskRun.objects.create(key=key, worker_pid=os.getpid())
+
+
+@djtask(soft_time_limit=0.5, time_limit=10)
+def cleans_up_after_soft_limit(key):
+    from djtasks.exceptions import SoftTimeLimitExceeded
+
+    try:
+        time.sleep(5)
+    except SoftTimeLimitExceeded:
+        TaskRun.objects.create(key=f"{key}-cleaned-up", worker_pid=os.getpid())
+        return "cleaned up"
+    return "not interrupted"
+
+
+_HELD = []
+
+
+@djtask
+def allocate(key, mebibytes):
+    """Keep ``mebibytes`` of memory alive in this process, then record which process it was."""
+    _HELD.append(bytearray(mebibytes * 1024 * 1024))
+    TaskRun.objects.create(key=key, worker_pid=os.getpid())
