@@ -71,6 +71,8 @@ class Worker:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._finished = threading.Event()
+        #: Set once the pool runs: start other threads (e.g. beat) after it, never before a fork.
+        self.ready = threading.Event()
         self._in_flight: dict[str, Delivery] = {}
         self._in_flight_lock = threading.Lock()
         self._unwritten: list[Completion] = []
@@ -102,6 +104,7 @@ class Worker:
         logger.info("worker %s serving %s with pool %s (concurrency %d)", self.worker_id,
                     ", ".join(self.queues) if self.queues else "every queue", self.pool.name, self.pool.concurrency)
         self.pool.start()
+        self.ready.set()  # children are forked: other threads may start now
         wakeup = None if self.burst else self.broker.wakeup_source(self.queues)
         if wakeup is not None:
             wakeup.start(self._wake)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import sys
 from typing import Any
 
@@ -25,10 +26,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("-Q", "--queues", default="", help="Comma-separated queues to serve (default: all).")
-        parser.add_argument("--pool", choices=sorted(POOLS), default="threads", help="Execution pool.")
+        parser.add_argument("--pool", choices=sorted(POOLS), default="prefork", help="Execution pool (default: prefork).")
         parser.add_argument("-c", "--concurrency", type=int, default=None,
-                            help="Tasks run at once (default: CPU count for threads, 1 for solo).")
+                            help="Tasks run at once (default: the CPU count; 1 for solo).")
+        parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                            help="Hard time limit of tasks that set none (prefork: the child is killed).")
+        parser.add_argument("--soft-time-limit", type=float, default=None, metavar="SECONDS",
+                            help="Soft time limit of tasks that set none (SoftTimeLimitExceeded is raised).")
+        parser.add_argument("--max-tasks-per-child", type=int, default=None, metavar="N",
+                            help="Prefork: replace a child after it ran N tasks.")
+        parser.add_argument("--max-memory-per-child", type=int, default=None, metavar="KIB",
+                            help="Prefork: replace a child, after its task, once its memory passes KIB.")
         parser.add_argument("--burst", action="store_true", help="Run what is due, then exit.")
+        parser.add_argument("--beat", action="store_true",
+                            help="Also enqueue periodic tasks (as runbeat does), in a thread of this worker.")
         parser.add_argument("--backend", default="default", help="Alias in settings.TASKS (default: default).")
         parser.add_argument("-l", "--loglevel", choices=LOG_LEVELS, default="info", help="Log level.")
 
@@ -37,24 +48,62 @@ class Command(BaseCommand):
         backend = task_backends[options["backend"]]
         if not isinstance(backend, DjTasksBackend):
             raise CommandError(f"TASKS[{options['backend']!r}] is not a djtasks backend ({type(backend).__name__}).")
-        concurrency = options["concurrency"] or (os.cpu_count() or 1 if options["pool"] == "threads" else 1)
+        concurrency = options["concurrency"] or (1 if options["pool"] == "solo" else os.cpu_count() or 1)
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1.")
+        for name in ("time_limit", "soft_time_limit", "max_tasks_per_child", "max_memory_per_child"):
+            if options[name] is not None and options[name] <= 0:
+                raise CommandError(f"--{name.replace('_', '-')} must be positive.")
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or None
         registry.autodiscover()
         worker = Worker(backend=backend, pool=options["pool"], concurrency=concurrency, queues=queues,
-                        burst=options["burst"])
-        _install_signal_handlers(worker)
-        stats = worker.run()
+                        burst=options["burst"], time_limit=options["time_limit"],
+                        soft_time_limit=options["soft_time_limit"],
+                        max_tasks_per_child=options["max_tasks_per_child"],
+                        max_memory_per_child_kib=options["max_memory_per_child"])
+        beat = _start_beat(options, worker)
+        _install_signal_handlers(worker, beat)
+        try:
+            stats = worker.run()
+        finally:
+            _stop_beat(beat)
         logging.getLogger("djtasks.worker").info(
             "worker %s stopped: %d succeeded, %d failed, %d retried", worker.worker_id, stats.succeeded,
             stats.failed, stats.retried)
 
 
-def _install_signal_handlers(worker: Worker) -> None:
+# -- --beat: beat in a thread of the worker, stopped with it ------------------------
+
+def _start_beat(options: dict[str, Any], worker: Worker):  # noqa: ANN202 - a BeatThread or None
+    if not options["beat"]:
+        return None
+    if options["burst"]:
+        raise CommandError("--beat runs until stopped; it cannot be combined with --burst.")
+    from djtasks.beat.ticker import BeatThread
+    from djtasks.management.commands.runbeat import make_beat
+
+    beat = BeatThread(make_beat(options["backend"]))
+    # Start it once the prefork children are forked: a fork copies no thread.
+    threading.Thread(target=lambda: worker.ready.wait() and beat.start(), name="djtasks-beat-start",
+                     daemon=True).start()
+    return beat
+
+
+def _stop_beat(beat) -> None:  # noqa: ANN001 - a BeatThread or None
+    if beat is None:
+        return
+    if beat.thread.ident is None:  # the worker stopped before beat started
+        beat.request_stop()
+    else:
+        beat.stop()
+
+
+def _install_signal_handlers(worker: Worker, beat=None) -> None:  # noqa: ANN001 - a BeatThread or None
     """First SIGTERM/SIGINT: finish running tasks and exit 0. Second: exit now."""
 
     def handle(signum: int, frame: Any) -> None:
+        if beat is not None:
+            beat.request_stop()  # stop enqueueing at once; the lead passes to another beat
         if worker.stopping:
             logging.getLogger("djtasks.worker").warning("second signal: stopping now; unfinished tasks come back "
                                                         "when their lease runs out")
