@@ -12,6 +12,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html, format_html_join
 
+from .beat import admin as beat_admin  # noqa: F401 - registers the periodic task admins
 from .models import TaskRecord
 
 #: Colour of each status in the list and on the detail page.

@@ -8,3 +8,4 @@ class DjTasksConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the system checks
+        from .beat import checks as beat_checks  # noqa: F401 - and those of BEAT_SCHEDULE

@@ -20,7 +20,7 @@ from django.utils import timezone
 from . import brokers, messages, registry
 from .conf import BackendOptions, parse_options
 from .exceptions import ConfigurationError, DjTasksError
-from .models import TaskRecord
+from .models import CANCELLED, TaskRecord
 from .results import ResultStore
 from .task import DjTask
 from .taskresult import DjTaskError, DjTaskResult
@@ -140,7 +140,7 @@ class DjTasksBackend(BaseTaskBackend):
             task = _unregistered_task(row, exc)
         args, kwargs = messages.load_value(row.args), messages.load_value(row.kwargs)
         result = DjTaskResult(
-            task=task, id=str(row.id), status=TaskResultStatus(row.status), enqueued_at=row.enqueued_at,
+            task=task, id=str(row.id), status=_status(row.status), enqueued_at=row.enqueued_at,
             started_at=row.started_at, finished_at=row.finished_at, last_attempted_at=row.last_attempted_at,
             args=args, kwargs=kwargs, backend=row.backend, worker_ids=list(row.worker_ids or []),
             errors=[DjTaskError(exception_class_path=e["exception_class_path"], traceback=e.get("traceback", ""),
@@ -164,6 +164,11 @@ class DjTasksBackend(BaseTaskBackend):
 
 _CONFIG_HINT = ("Set TASKS[alias]['OPTIONS'], e.g. {'BROKER_URL': 'django://default'}; "
                 "see the configuration reference in djtasks' README.")
+
+
+def _status(value: str) -> TaskResultStatus:
+    """A row's status as ``django.tasks`` knows it: a revoked (CANCELLED) task did not succeed."""
+    return TaskResultStatus.FAILED if value == CANCELLED else TaskResultStatus(value)
 
 
 def _seconds(value: dt.timedelta | float) -> float:

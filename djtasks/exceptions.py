@@ -78,3 +78,11 @@ class TimeLimitExceeded(DjTasksError):  # noqa: N818 - the name Celery users kno
 
 class WorkerLostError(DjTasksError):
     """The process running a task died (killed, crashed or out of memory) before the task finished."""
+
+
+class TaskRevoked(BaseException):
+    """A task was revoked: never started, or stopped while it ran (``revoke --terminate``).
+
+    A ``BaseException``, like ``KeyboardInterrupt``, so that a task's broad
+    ``except Exception`` does not swallow the stop.
+    """

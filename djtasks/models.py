@@ -15,6 +15,10 @@ import uuid
 from django.db import models
 from django.tasks import TaskResultStatus
 
+#: Django's statuses, plus CANCELLED for revoked tasks (reported as FAILED through ``django.tasks``).
+CANCELLED = "CANCELLED"
+STATUS_CHOICES = [*TaskResultStatus.choices, (CANCELLED, "Cancelled")]
+
 
 class BrokerState(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -31,7 +35,7 @@ class TaskRecord(models.Model):
     priority = models.SmallIntegerField(default=0)
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=TaskResultStatus.choices, default=TaskResultStatus.READY)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=TaskResultStatus.READY)
 
     enqueued_at = models.DateTimeField()
     run_after = models.DateTimeField(null=True, blank=True)
@@ -96,3 +100,29 @@ class TaskRecord(models.Model):
             run_after=envelope.eta,
             expires_at=envelope.expires,
         )
+
+
+# Periodic tasks (beat) live in their own module; imported here so Django finds them.
+from .beat.models import (  # noqa: E402
+    BeatLease,
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalPeriod,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTaskTick,
+)
+
+__all__ = ["BeatLease", "BrokerState", "ClockedSchedule", "CrontabSchedule", "IntervalPeriod", "IntervalSchedule",
+           "PeriodicTask", "PeriodicTaskTick", "TaskRecord"]
+
+# Worker registry, remote control, revocations and rate limits.
+from .control.models import (  # noqa: E402
+    ControlCommand,
+    ControlReply,
+    RateLimitBucket,
+    Revocation,
+    WorkerRecord,
+)
+
+__all__ += ["ControlCommand", "ControlReply", "RateLimitBucket", "Revocation", "WorkerRecord"]

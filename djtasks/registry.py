@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from django.tasks import Task
 
 _tasks: dict[str, Task] = {}
+_rate_limited = False  # some registered task has a rate limit
 
 
 def register(task: Task) -> None:
@@ -22,7 +23,9 @@ def register(task: Task) -> None:
     ``Task.using()`` makes modified copies; they must not replace the task
     defined by the decorator.
     """
+    global _rate_limited
     _tasks.setdefault(task.module_path, task)
+    _rate_limited = _rate_limited or bool(getattr(task, "rate_limit", None))
 
 
 def lookup(path: str) -> Task:
@@ -45,6 +48,22 @@ def lookup(path: str) -> Task:
         if task is not None:
             return task
     raise UnknownTaskError(f"task {path!r} is not registered in this worker")
+
+
+def has_rate_limits() -> bool:
+    """Whether any registered task has a rate limit (the worker skips the check otherwise)."""
+    return _rate_limited
+
+
+def lookup_delivery(delivery: Any) -> Task | None:
+    """The registered task a delivered message names, or None if it cannot be told."""
+    from .exceptions import DjTasksError
+    from .messages import decode
+
+    try:
+        return lookup(decode(delivery.body).task)
+    except DjTasksError:
+        return None
 
 
 def registered_names() -> list[str]:

@@ -21,7 +21,7 @@ from django.db.models.functions import Coalesce
 from django.tasks import TaskResultStatus
 
 from .messages import Envelope
-from .models import TaskRecord
+from .models import CANCELLED, TaskRecord
 from .records import NewRecord, insert_records
 from .sqlexpressions import JSONAppend
 from .sqlfiles import load_sql
@@ -137,6 +137,14 @@ class ResultStore:
 
     def atomic(self) -> transaction.Atomic:
         return transaction.atomic(using=self.alias, savepoint=False)
+
+    def cancel_waiting(self, task_ids: Sequence[str], now: dt.datetime, *, by: str) -> int:
+        """Mark tasks that have not started CANCELLED (and out of the ORM broker's queue); return how many."""
+        error = ErrorInfo(exception_class_path="djtasks.exceptions.TaskRevoked",
+                          message=f"revoked by {by} at {now.isoformat(timespec='seconds')}", traceback="")
+        return self.rows().filter(id__in=task_ids, status=TaskResultStatus.READY).update(
+            status=CANCELLED, finished_at=now, broker_state=None, leased_until=None,
+            errors=JSONAppend("errors", error.as_json(0, now)))
 
     def delete(self, task_ids: Sequence[str]) -> None:
         if task_ids:

@@ -19,6 +19,7 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.utils import timezone
 
 from . import registry
+from .ratelimit.rates import parse_rate
 from .retry import RetryPolicy
 from .taskresult import DjTaskContext, DjTaskResult
 
@@ -57,6 +58,8 @@ class DjTask(Task):
     time_limit: float | None = None
     #: Seconds after which ``SoftTimeLimitExceeded`` is raised inside the task.
     soft_time_limit: float | None = None
+    #: At most this often across all workers, e.g. ``"100/m"``; over it, tasks wait.
+    rate_limit: str | None = None
 
     def __post_init__(self) -> None:
         _check_options(self)
@@ -155,6 +158,11 @@ def _check_options(task: DjTask) -> None:
         value = getattr(task, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise InvalidTask(f"{where}: {name} must be a number of seconds >= 0, not {value!r}.")
+    if task.rate_limit is not None:
+        try:
+            parse_rate(task.rate_limit)
+        except ValueError as exc:
+            raise InvalidTask(f"{where}: {exc}") from None
     for name in ("time_limit", "soft_time_limit"):
         value = getattr(task, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
@@ -174,7 +182,7 @@ def djtask(function: Callable[..., Any] | None = None, *, priority: int = DEFAUL
     Options: ``queue_name``, ``priority``, ``takes_context``, ``backend``,
     ``max_retries``, ``retry_on``, ``retry_delay``, ``retry_backoff``,
     ``retry_backoff_max``, ``retry_jitter``, ``expires``, ``ignore_result``,
-    ``time_limit``, ``soft_time_limit``.
+    ``time_limit``, ``soft_time_limit``, ``rate_limit``.
     """
     if "run_after" in options:
         raise TypeError("run_after cannot be set in @djtask; use .using(run_after=...) or apply_async(countdown=...).")

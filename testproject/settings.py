@@ -4,7 +4,8 @@ Out of the box: SQLite (WAL) as database and as the ORM broker, no other
 service. Environment variables switch it for the end-to-end tests:
 ``DJTASKS_DB_ENGINE`` (sqlite | postgresql | mysql), ``DJTASKS_DB_NAME``,
 ``DJTASKS_DB_HOST``, ``DJTASKS_DB_USER``, ``DJTASKS_LEASE_SECONDS``,
-``DJTASKS_POLL_INTERVAL``.
+``DJTASKS_POLL_INTERVAL``, ``DJTASKS_BROKER_URL`` (e.g. ``redis://127.0.0.1:6379/0``),
+``DJTASKS_KEY_PREFIX``.
 """
 
 import os
@@ -94,7 +95,8 @@ TASKS = {
         "BACKEND": "djtasks.backend.DjTasksBackend",
         "QUEUES": [],
         "OPTIONS": {
-            "BROKER_URL": "django://default",
+            "BROKER_URL": os.environ.get("DJTASKS_BROKER_URL", "django://default"),
+            "KEY_PREFIX": os.environ.get("DJTASKS_KEY_PREFIX", "djtasks"),
             "LEASE_SECONDS": float(os.environ.get("DJTASKS_LEASE_SECONDS", 60)),
             "POLL_INTERVAL": float(os.environ.get("DJTASKS_POLL_INTERVAL", 0.5)),
         },

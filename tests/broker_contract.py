@@ -160,6 +160,15 @@ class BrokerContract:
         assert again.id == sent.id
         assert again.deliveries == 1
 
+    def test_a_late_or_repeated_nack_never_queues_a_message_twice(self, broker: Broker) -> None:
+        broker.enqueue([message()])
+        [delivery] = fetch(broker, worker="slow")
+        assert broker.recover(later(LEASE + 1)) == 1  # its lease ran out: queued again already
+        broker.nack(delivery, body=delivery.body)  # the slow worker's retry comes late...
+        broker.nack(delivery, body=delivery.body)  # ...and is sent twice (a retried command)
+        broker.release([delivery])
+        assert len(fetch(broker, 10, worker="w2", now=later(LEASE + 2))) == 1
+
 
 class ConcurrentBrokerContract:
     """Concurrent consumers never receive the same message (run with real connections)."""

@@ -175,8 +175,8 @@ class Cron:
             if best is not None and abs(wall - best_wall) > MARGIN:
                 break
             for instant in self._instants(wall):
-                if forward and instant > moment and (best is None or instant < best):
-                    best, best_wall = instant, wall
-                elif not forward and instant <= moment and (best is None or instant > best):
+                eligible = instant > moment if forward else instant <= moment
+                better = best is None or (instant < best if forward else instant > best)
+                if eligible and better:
                     best, best_wall = instant, wall
         return best

@@ -91,10 +91,13 @@ class Broker(ABC):
     def nack(self, delivery: Delivery, *, body: bytes | None = None, available_at: dt.datetime | None = None) -> None:
         """Put a leased message back, optionally with a new body and due time (a retry)."""
 
-    def release(self, deliveries: Sequence[Delivery]) -> None:
-        """Put back messages that were reserved but never started, as if never delivered."""
+    def release(self, deliveries: Sequence[Delivery], *, available_at: dt.datetime | None = None) -> None:
+        """Put back messages that were reserved but never started, as if never delivered.
+
+        ``available_at`` delays them (a rate limit says when a token comes).
+        """
         for delivery in deliveries:
-            self.nack(delivery)
+            self.nack(delivery, available_at=available_at)
 
     @abstractmethod
     def recover(self, now: dt.datetime) -> int:

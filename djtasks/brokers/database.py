@@ -128,11 +128,13 @@ class DatabaseBroker(Broker):
             changes["available_at"] = available_at
         self._rows().filter(id=delivery.id).update(**changes)
 
-    def release(self, deliveries: Sequence[Delivery]) -> None:
+    def release(self, deliveries: Sequence[Delivery], *, available_at: dt.datetime | None = None) -> None:
         """Undo the claim of tasks that never started: queue, delivery count and start marks."""
         if not deliveries:
             return
+        later = {"available_at": available_at} if available_at is not None else {}
         self._rows().filter(id__in=[d.id for d in deliveries], broker_state=BrokerState.LEASED).update(
+            **later,
             broker_state=BrokerState.QUEUED, leased_until=None, lease_owner="", status=TaskResultStatus.READY,
             deliveries=F("deliveries") - 1, attempts=F("attempts") - 1, worker_ids=JSONRemoveLast("worker_ids"),
             started_at=Case(When(attempts__lte=1, then=Value(None)), default=F("started_at")),

@@ -90,13 +90,15 @@ class MemoryBroker(Broker):
             if available_at is not None:
                 entry.available_at = available_at
 
-    def release(self, deliveries: Sequence[Delivery]) -> None:
+    def release(self, deliveries: Sequence[Delivery], *, available_at: dt.datetime | None = None) -> None:
         with self._lock:
             for delivery in deliveries:
                 entry = self._entries.get(delivery.id)
                 if entry is not None:
                     entry.leased_until, entry.lease_owner = None, ""
                     entry.deliveries = max(0, entry.deliveries - 1)
+                    if available_at is not None:
+                        entry.available_at = available_at
 
     def recover(self, now: dt.datetime) -> int:
         with self._lock:

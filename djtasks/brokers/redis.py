@@ -8,6 +8,7 @@ lives in one Redis Cluster slot and queues spread over the shards:
 ``…:delayed``     ZSET of messages not due yet (countdown, eta, retry backoff)
 ``…:leases``      ZSET ``<stream>|<entry>|<worker>`` -> lease deadline (ms)
 ``…:wake``        LIST idle workers block on (BLPOP): one push per enqueue
+``…:fetched:<worker>`` STRING: a worker's last fetch, replayed if its reply was lost
 
 A fetch reads the streams highest priority first (``XREADGROUP``) and leases
 what it read; an ack removes the entry (``XACK`` + ``XDEL``), so streams do
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,7 +32,7 @@ from typing import Any
 
 from ..exceptions import BrokerError
 from .base import Broker, Delivery, OutgoingMessage, QueueDepth
-from .redisclient import get_client, redis
+from .redisclient import REDIS_ERRORS, get_client, redis
 
 LUA_DIR = Path(__file__).with_name("lua")
 
@@ -68,9 +70,13 @@ class QueueKeys:
         self.leases = f"{base}:leases"
         self.wake = f"{base}:wake"
         self.stream_prefix = f"{base}:s:"
+        self._base = base
 
     def stream(self, priority: int) -> str:
         return f"{self.stream_prefix}{priority}"
+
+    def fetched(self, worker_id: str) -> str:
+        return f"{self._base}:fetched:{worker_id}"
 
 
 class RedisBroker(Broker):
@@ -83,6 +89,9 @@ class RedisBroker(Broker):
         self.timeout_seconds = timeout_seconds
         self.options = dict(options or {})
         self.queues_key = f"{prefix}:queues"
+        #: (worker id, queue) -> token of a fetch that raised: it may have run in Redis with its
+        #: reply lost, so the next fetch sends the same token and gets what it leased.
+        self._unanswered: dict[tuple[str, str], str] = {}
 
     @property
     def client(self) -> Any:
@@ -101,10 +110,16 @@ class RedisBroker(Broker):
             return self.client.evalsha(script.sha, len(keys), *keys, *args)
 
     def _run_many(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
-        """Run many scripts in one pipeline: one round trip; scripts Redis forgot are loaded and rerun."""
-        pipe = self.client.pipeline(transaction=False)
+        """Run many scripts in one pipeline: one round trip; scripts Redis forgot are loaded and rerun.
+
+        In MULTI/EXEC, except on a cluster (whose transactions cannot span queues' slots): a
+        connection that drops midway then applies none of the batch, not its first part.
+        """
+        pipe = self.client.pipeline(transaction=not self.url.startswith("redis+cluster:"))
         for name, keys, args in calls:
-            pipe.evalsha(SCRIPTS[name].sha, len(keys), *keys, *args)
+            # Not pipe.evalsha(): a Redis Cluster pipeline refuses that method, though it routes
+            # EVALSHA by its keys (all in one slot here) like any other command.
+            pipe.execute_command("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args)
         replies = pipe.execute(raise_on_error=False)
         for index, reply in enumerate(replies):
             if isinstance(reply, redis.exceptions.NoScriptError):
@@ -117,7 +132,7 @@ class RedisBroker(Broker):
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except redis.RedisError as exc:
+        except REDIS_ERRORS as exc:
             raise BrokerError(f"Redis broker ({self.url}) could not {doing}: {exc}") from exc
 
     # -- producing ---------------------------------------------------------
@@ -149,8 +164,14 @@ class RedisBroker(Broker):
                 if len(deliveries) >= limit:
                     break
                 k = self.keys(queue)
-                rows = self._run("fetch", [k.priorities, k.delayed, k.leases],
-                                 [k.stream_prefix, _ms(now), limit - len(deliveries), worker_id, deadline_ms])
+                token = self._unanswered.pop((worker_id, queue), None) or secrets.token_hex(8)
+                try:
+                    rows = self._run("fetch", [k.priorities, k.delayed, k.leases, k.fetched(worker_id)],
+                                     [k.stream_prefix, _ms(now), limit - len(deliveries), worker_id, deadline_ms,
+                                      token])
+                except REDIS_ERRORS:
+                    self._unanswered[(worker_id, queue)] = token
+                    raise
                 deliveries += [Delivery(id=_text(r[1]), queue=queue, body=_bytes(r[2]), deliveries=int(r[3]),
                                         receipt=_text(r[0])) for r in rows]
         return deliveries
@@ -170,9 +191,10 @@ class RedisBroker(Broker):
         self._requeue(delivery, body=body if body is not None else delivery.body, available_at=available_at,
                       deliveries=delivery.deliveries)
 
-    def release(self, deliveries: Sequence[Delivery]) -> None:
+    def release(self, deliveries: Sequence[Delivery], *, available_at: dt.datetime | None = None) -> None:
         for delivery in deliveries:
-            self._requeue(delivery, body=delivery.body, available_at=None, deliveries=delivery.deliveries - 1)
+            self._requeue(delivery, body=delivery.body, available_at=available_at,
+                          deliveries=delivery.deliveries - 1)
 
     def _requeue(self, delivery: Delivery, *, body: bytes, available_at: dt.datetime | None,
                  deliveries: int) -> None:

@@ -8,14 +8,15 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .redisclient import redis
+from .redisclient import REDIS_ERRORS
 
 if TYPE_CHECKING:
     from .redis import RedisBroker
 
 logger = logging.getLogger("djtasks.brokers")
 
-#: Longest block, in seconds: also how soon a new queue (serving every queue) is noticed.
+#: Longest block, in seconds (at most half the broker timeout): also how soon a new
+#: queue (serving every queue) is noticed.
 MAX_BLOCK_SECONDS = 1.0
 #: Seconds to wait before blocking again after Redis failed.
 RETRY_DELAY_SECONDS = 0.5
@@ -62,28 +63,32 @@ class RedisWakeup:
                     if queue not in self._threads:
                         self._start_queue(queue, event)
                         event.set()
-            except redis.RedisError:
+            except REDIS_ERRORS:
                 pass  # the blocking threads log the outage
             self._stop.wait(MAX_BLOCK_SECONDS)
 
     def _block(self, queue: str, event: threading.Event) -> None:
         keys = self.broker.keys(queue)
         client = self.broker.client
+        # A block must end before the socket timeout, or every idle BLPOP would fail as a timeout.
+        longest_block = min(MAX_BLOCK_SECONDS, self.broker.timeout_seconds / 2)
         failing = False
         while not self._stop.is_set():
             try:
-                timeout = MAX_BLOCK_SECONDS
+                timeout = longest_block
                 first_due = client.zrange(keys.delayed, 0, 0, withscores=True)
                 if first_due:
                     timeout = min(timeout, max(0.0, first_due[0][1] / 1000 - time.time()))
                 if timeout <= 0.001 or client.blpop([keys.wake], timeout=timeout) is not None or first_due:
                     event.set()
                 if failing:
-                    logger.warning("Redis is reachable again (%s)", self.broker.url)
+                    logger.debug("wake-ups of queue %s work again (%s)", queue, self.broker.url)
                     failing = False
-            except redis.RedisError as exc:
+            except REDIS_ERRORS as exc:
+                # Debug only: the worker loop, woken here, meets the same outage and
+                # reports it once, whichever number of queues this worker serves.
                 if not failing:
-                    logger.warning("Redis unreachable (%s): %s; retrying", self.broker.url, exc)
+                    logger.debug("wake-ups of queue %s fail (%s): %s; retrying", queue, self.broker.url, exc)
                     failing = True
                 event.set()  # let the worker poll: it owns the reconnect backoff
                 self._stop.wait(RETRY_DELAY_SECONDS)

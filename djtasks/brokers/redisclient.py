@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -17,16 +18,24 @@ from ..exceptions import ConfigurationError
 
 try:
     import redis
-    from redis.backoff import ExponentialBackoff
+    from redis.backoff import NoBackoff
     from redis.cluster import ClusterNode, RedisCluster
     from redis.retry import Retry
     from redis.sentinel import Sentinel
 except ImportError:  # pragma: no cover - the redis extra is optional
     redis = None
 
+#: What a Redis client raises when Redis fails. A cluster client also raises
+#: ``RedisClusterException`` (not a ``RedisError``), e.g. when no node answers.
+REDIS_ERRORS: tuple[type[Exception], ...] = (
+    (redis.RedisError, redis.exceptions.RedisClusterException) if redis is not None else ())
+
 SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
-#: Retries of one command after a dropped connection, with backoff, before it fails.
+#: Retries of one command after a refused or dropped connection, with backoff, before it fails.
 COMMAND_RETRIES = 3
+#: Seconds of the first backoff (it doubles each retry) and of the longest one.
+BACKOFF_BASE_SECONDS = 0.1
+BACKOFF_CAP_SECONDS = 1.0
 
 _clients: dict[tuple, Any] = {}
 _lock = threading.Lock()
@@ -42,6 +51,51 @@ def get_client(url: str, *, timeout_seconds: float, options: Mapping[str, Any]) 
             if client is None:
                 client = _clients[key] = make_client(url, timeout_seconds=timeout_seconds, options=options)
     return client
+
+
+class BoundedRetry(Retry if redis is not None else object):
+    """Retry a command after a refused or dropped connection, with backoff, within one time budget.
+
+    Never after a timeout: the server may have received the command, so
+    sending it again could apply it twice (an enqueue would queue its task
+    twice), and would wait the whole timeout again. redis-py nests retries (a
+    command's around its reconnect's, each with this policy); the budget
+    belongs to the outermost call in each thread, so however they nest an
+    operation fails within ``budget_seconds`` (plus at most one socket timeout).
+    """
+
+    def __init__(self, budget_seconds: float, retries: int = COMMAND_RETRIES) -> None:
+        super().__init__(NoBackoff(), retries, supported_errors=(redis.ConnectionError,))
+        self.budget_seconds = budget_seconds
+        self._local = threading.local()
+
+    def __deepcopy__(self, memo: dict) -> BoundedRetry:
+        # redis-py copies the policy into each connection; a thread-local cannot be copied.
+        return type(self)(self.budget_seconds, self._retries)
+
+    def call_with_retry(self, do: Callable[[], Any], fail: Callable[..., Any],
+                        is_retryable: Callable[[Exception], bool] | None = None,
+                        with_failure_count: bool = False) -> Any:
+        outermost = getattr(self._local, "deadline", None) is None
+        if outermost:
+            self._local.deadline = time.monotonic() + self.budget_seconds
+        try:
+            failures = 0
+            while True:
+                try:
+                    return do()
+                except self._supported_errors as error:
+                    if is_retryable is not None and not is_retryable(error):
+                        raise
+                    failures += 1
+                    fail(error, failures) if with_failure_count else fail(error)
+                    remaining = self._local.deadline - time.monotonic()
+                    if failures > self._retries or remaining <= 0:
+                        raise
+                    time.sleep(min(remaining, BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (failures - 1)))
+        finally:
+            if outermost:
+                self._local.deadline = None
 
 
 def _hosts(netloc: str, url: str) -> list[tuple[str, int]]:
@@ -63,7 +117,7 @@ def make_client(url: str, *, timeout_seconds: float, options: Mapping[str, Any])
         "socket_timeout": timeout_seconds,
         "socket_connect_timeout": timeout_seconds,
         "health_check_interval": 30,
-        "retry": Retry(ExponentialBackoff(cap=1.0, base=0.05), COMMAND_RETRIES),
+        "retry": BoundedRetry(timeout_seconds),
         **options,
     }
     parts = urlsplit(url)
@@ -74,7 +128,10 @@ def make_client(url: str, *, timeout_seconds: float, options: Mapping[str, Any])
         if not path:
             raise ConfigurationError(f"BROKER_URL {url!r} needs the service name: redis+sentinel://host:port/name.")
         db = int(path[1]) if len(path) > 1 else 0
-        sentinel = Sentinel(_hosts(parts.netloc, url), sentinel_kwargs={"socket_timeout": timeout_seconds},
+        # Asking one sentinel is not retried: the next sentinel is asked instead.
+        sentinel_kwargs = {"socket_timeout": timeout_seconds, "socket_connect_timeout": timeout_seconds,
+                           "retry": Retry(NoBackoff(), 0)}
+        sentinel = Sentinel(_hosts(parts.netloc, url), sentinel_kwargs=sentinel_kwargs,
                             password=parts.password, db=db, **common)
         return sentinel.master_for(path[0])
     if parts.scheme == "redis+cluster":

@@ -21,7 +21,14 @@ from django.utils import timezone
 
 from .. import messages, registry
 from ..brokers import Delivery
-from ..exceptions import DjTasksError, MaxRetriesExceeded, Retry, TaskExpired
+from ..exceptions import (
+    DjTasksError,
+    MaxRetriesExceeded,
+    Retry,
+    TaskExpired,
+    TaskRevoked,
+)
+from ..models import CANCELLED
 from ..results import ErrorInfo, Outcome, ResultStore
 from ..task import DjTask
 from ..taskresult import DjTaskContext, DjTaskError, DjTaskResult
@@ -173,6 +180,9 @@ class Executor:
                  attempt: int) -> tuple[Outcome, bytes | None]:
         policy = task.retry_policy
         now = timezone.now()
+        if isinstance(error, TaskRevoked):
+            return Outcome(task_id=delivery.id, status=CANCELLED, at=now, attempt=attempt,
+                           error=error_info(error)), None
         if isinstance(error, Retry):
             if attempt > policy.max_retries:
                 reported = error.exc or MaxRetriesExceeded(f"gave up after {attempt} attempts")

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from functools import cached_property
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, close_old_connections
@@ -19,13 +20,21 @@ from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from ..brokers import Broker, Delivery
-from ..exceptions import BrokerError
+from .. import registry
+from ..control.registry import ControlStore
+from ..ratelimit import RateLimiter, limiter_for, parse_rate
+from ..exceptions import BrokerError, TaskRevoked
+from ..messages import decode
 from ..results import ResultStore
+from .control import ControlAgent
 from .executor import Completion, Executor
 from .pools import Pool, make_pool
 
 logger = logging.getLogger("djtasks.worker")
 
+#: Autoscale: seconds between two steps, and idle seconds before a slot is removed.
+AUTOSCALE_STEP_SECONDS = 1.0
+AUTOSCALE_IDLE_SECONDS = 10.0
 #: Seconds between two runs of the ``KEEP_RESULTS_DAYS`` clean-up in each worker.
 CLEANUP_INTERVAL_SECONDS = 3600
 #: Seconds to wait before the next loop after the database or broker failed.
@@ -55,7 +64,9 @@ class Worker:
                  queues: Sequence[str] | None = None, burst: bool = False, worker_id: str | None = None,
                  keep_completions: bool = False, clock=timezone.now,  # noqa: ANN001
                  time_limit: float | None = None, soft_time_limit: float | None = None,
-                 max_tasks_per_child: int | None = None, max_memory_per_child_kib: int | None = None) -> None:
+                 max_tasks_per_child: int | None = None, max_memory_per_child_kib: int | None = None,
+                 control: bool = False, autoscale: tuple[int, int] | None = None,
+                 autoscale_idle_seconds: float = AUTOSCALE_IDLE_SECONDS) -> None:
         self.backend = backend
         self.broker: Broker = backend.broker
         self.results: ResultStore = backend.results
@@ -64,6 +75,16 @@ class Worker:
         self.burst = burst
         self.worker_id = worker_id or make_worker_id()
         self.keep_completions = keep_completions
+        #: Join the control plane (registry, remote commands, revocations).
+        self.control = control
+        #: (most, fewest) slots: grow while tasks wait, shrink after idle time.
+        self.autoscale = autoscale
+        self.autoscale_idle_seconds = autoscale_idle_seconds
+        self._saturated = False  # the last fetch took all it could: more may wait
+        self._idle_since: float | None = None
+        self._next_scale = 0.0
+        self.started_at = timezone.now()
+        self._revoked: set[str] = set()
         #: What "now" is when deciding which messages are due (tests may look ahead).
         self.clock = clock
         self.stats = WorkerStats()
@@ -105,6 +126,9 @@ class Worker:
                     ", ".join(self.queues) if self.queues else "every queue", self.pool.name, self.pool.concurrency)
         self.pool.start()
         self.ready.set()  # children are forked: other threads may start now
+        control = ControlAgent(self, ControlStore(self.results.alias)) if self.control else None
+        if control is not None:
+            control.start()
         wakeup = None if self.burst else self.broker.wakeup_source(self.queues)
         if wakeup is not None:
             wakeup.start(self._wake)
@@ -115,6 +139,8 @@ class Worker:
         finally:
             self._stopping.set()
             self._finished.set()
+            if control is not None:
+                control.stop()
             if wakeup is not None:
                 wakeup.stop()
         return self.stats
@@ -135,6 +161,7 @@ class Worker:
                     self._wait(0.1)
                     continue
                 worked = self._cycle(take_work=True)
+                self._autoscale()
                 if failures:
                     logger.warning("the worker loop works again after %d failed attempt(s)", failures)
                     failures = 0
@@ -205,8 +232,46 @@ class Worker:
         return bool(deliveries)
 
     def _reserve(self, limit: int) -> list[Delivery]:
-        return self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
-                                 lease_seconds=self.config.lease_seconds, now=self.clock())
+        deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
+                                       lease_seconds=self.config.lease_seconds, now=self.clock())
+        self._saturated = len(deliveries) >= limit
+        return deliveries
+
+    def _autoscale(self) -> None:
+        """Grow by one slot a second while tasks wait; shrink by one after each idle period."""
+        now = time.monotonic()
+        if self.autoscale is None or now < self._next_scale:
+            return
+        self._next_scale = now + AUTOSCALE_STEP_SECONDS
+        most, fewest = self.autoscale
+        free = self.pool.free_slots()
+        idle = free >= self.pool.concurrency and not self._in_flight
+        self._idle_since = (self._idle_since or now) if idle else None
+        if free <= 0 and self._saturated and self.pool.concurrency < most:
+            logger.info("autoscale: tasks are waiting; %d slots", self.pool.resize(1))
+        elif (idle and self.pool.concurrency > fewest and now - self._idle_since >= self.autoscale_idle_seconds):
+            self._idle_since = now
+            logger.info("autoscale: idle; %d slots", self.pool.resize(-1))
+
+    # -- revocations and inspection (called from the control thread) -------
+
+    def revoke_locally(self, task_id: str, *, terminate: bool) -> None:
+        """Never start ``task_id``; with ``terminate``, stop it if it runs here now."""
+        self._revoked.add(task_id)
+        if terminate and task_id in self._in_flight and self.pool.terminate(task_id):
+            logger.warning("Task [%s] revoked and stopped while it ran", task_id, extra={"task_id": task_id})
+
+    def running(self) -> list[dict[str, str]]:
+        """The tasks this worker holds now, for the registry and ``inspect``."""
+        with self._in_flight_lock:
+            held = list(self._in_flight.values())
+        return [{"id": d.id, "task": _task_name(d), "queue": d.queue} for d in held]
+
+    def describe(self) -> dict:
+        return {"worker_id": self.worker_id, "pool": self.pool.name, "concurrency": self.pool.concurrency,
+                "queues": self.queues or [], "started_at": self.started_at.isoformat(),
+                "succeeded": self.stats.succeeded, "failed": self.stats.failed, "retried": self.stats.retried,
+                "running": self.running()}
 
     def _dispatch(self, deliveries: list[Delivery]) -> None:
         """Hand deliveries to the pool and mark them started where the broker did not.
@@ -215,6 +280,12 @@ class Worker:
         commit does not delay them; it is still written before their outcomes,
         which this thread writes in a later cycle.
         """
+        revoked = [d for d in deliveries if d.id in self._revoked]
+        if revoked:
+            deliveries = [d for d in deliveries if d.id not in self._revoked]
+            for delivery in revoked:
+                self._on_done(self.pool.execute.lost(delivery, TaskRevoked("revoked before it started"), 0.0))
+        deliveries = self._within_rate_limits(deliveries)
         mark = bool(deliveries) and not self.broker.records_starts
         if mark and self.pool.runs_inline:
             self._mark_started(deliveries)
@@ -222,6 +293,31 @@ class Worker:
             self.pool.submit(delivery)
         if mark and not self.pool.runs_inline:
             self._mark_started(deliveries)
+
+    def _within_rate_limits(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Keep what may run now; put each task over its rate limit back, due when a token comes."""
+        if not registry.has_rate_limits():
+            return deliveries
+        allowed = []
+        for delivery in deliveries:
+            task = registry.lookup_delivery(delivery)
+            rate_text = getattr(task, "rate_limit", None)
+            if rate_text is None:
+                allowed.append(delivery)
+                continue
+            now = timezone.now()
+            wait = self._rate_limiter.acquire(task.module_path, parse_rate(rate_text), now)
+            if wait <= 0:
+                allowed.append(delivery)
+                continue
+            self.broker.release([delivery], available_at=now + dt.timedelta(seconds=wait))
+            with self._in_flight_lock:
+                self._in_flight.pop(delivery.id, None)
+        return allowed
+
+    @cached_property
+    def _rate_limiter(self) -> RateLimiter:
+        return limiter_for(self.backend)
 
     def _mark_started(self, deliveries: list[Delivery]) -> None:
         try:
@@ -315,3 +411,10 @@ class Worker:
                 logger.warning("could not extend leases (%s); will try again", exc)
             finally:
                 close_old_connections()
+
+
+def _task_name(delivery: Delivery) -> str:
+    try:
+        return decode(delivery.body).task
+    except Exception:  # noqa: BLE001 - only for display
+        return "?"

@@ -106,3 +106,61 @@ def allocate(key, mebibytes):
     """Keep ``mebibytes`` of memory alive in this process, then record which process it was."""
     _HELD.append(bytearray(mebibytes * 1024 * 1024))
     TaskRun.objects.create(key=key, worker_pid=os.getpid())
+
+
+@djtask(rate_limit="10/s")
+def rate_limited(key):
+    """At most ten a second across every worker."""
+    TaskRun.objects.create(key=key, worker_pid=os.getpid())
+
+
+@djtask
+def wait_on_io(seconds):
+    """Wait ``seconds`` on I/O (``time.sleep``; a cooperative wait under gevent); return [start, end] times."""
+    started = time.time()
+    time.sleep(seconds)
+    return [started, time.time()]
+
+
+@djtask
+def wait_on_postgres(seconds):
+    """Wait ``seconds`` inside PostgreSQL (``pg_sleep``), through Django's connection; return [start, end]."""
+    from django.db import connection
+
+    started = time.time()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(%s)", [seconds])
+    return [started, time.time()]
+
+
+@djtask
+async def await_io(seconds):
+    """An ``async def`` task: await ``seconds`` of sleep on the worker's event loop; return [start, end]."""
+    import asyncio
+
+    started = time.time()
+    await asyncio.sleep(seconds)
+    return [started, time.time()]
+
+
+@djtask(soft_time_limit=0.5, time_limit=10)
+async def async_cleans_up_after_soft_limit(key):
+    """The soft limit cancels the coroutine; it cleans up (with the async ORM) and returns."""
+    import asyncio
+
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        await TaskRun.objects.acreate(key=f"{key}-cleaned-up", worker_pid=os.getpid())
+        return "cleaned up"
+    return "not interrupted"
+
+
+@djtask(takes_context=True)
+async def async_progress_then_wait(context, seconds):
+    """Report progress from a coroutine, then wait: the progress is visible while it waits."""
+    import asyncio
+
+    context.set_progress(1, 2, "halfway")
+    await asyncio.sleep(seconds)
+    return "done"

@@ -5,7 +5,8 @@ The end-to-end tests run this in a subprocess with the workers' environment
 variables), so a task is enqueued exactly as the demo project would enqueue it.
 
 Reads a JSON list of calls on stdin, each
-``{"task": "<dotted path>", "args": [...], "kwargs": {...}, "countdown": <seconds> | null}``,
+``{"task": "<dotted path>", "args": [...], "kwargs": {...}, "countdown": <seconds> | null}``
+(optionally with ``"queue": "<name>"`` to enqueue on another queue than the task's),
 and prints the JSON list of their task ids, in order. Consecutive calls of one
 task without a countdown are enqueued with one ``enqueue_many()``.
 """
@@ -25,9 +26,11 @@ def main() -> None:
 
     calls = json.load(sys.stdin)
     ids: list[str] = []
-    batches = itertools.groupby(calls, key=lambda c: (c["task"], c.get("countdown")))
-    for (path, countdown), batch in batches:
+    batches = itertools.groupby(calls, key=lambda c: (c["task"], c.get("countdown"), c.get("queue")))
+    for (path, countdown, queue), batch in batches:
         task = import_string(path)
+        if queue is not None:
+            task = task.using(queue_name=queue)
         batch = list(batch)
         if countdown is None:
             if any(c["args"] and c["kwargs"] for c in batch):

@@ -40,3 +40,26 @@ def test_a_redis_url_without_a_server_fails_fast_with_a_clear_error():
     dead = RedisBroker("redis://127.0.0.1:1/0", prefix="nowhere", timeout_seconds=0.5)
     with pytest.raises(BrokerError, match="could not enqueue"):
         dead.enqueue([message()])
+
+
+def test_a_fetch_whose_reply_was_lost_is_answered_by_the_next_fetch(broker, monkeypatch):  # noqa: ANN001
+    import redis
+
+    sent = [message() for _ in range(3)]
+    broker.enqueue(sent)
+    run = broker._run
+
+    def run_then_lose_the_reply(name, keys, args):  # noqa: ANN001, ANN202 - Redis restarts before answering
+        run(name, keys, args)
+        raise redis.ConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(broker, "_run", run_then_lose_the_reply)
+    with pytest.raises(BrokerError, match="could not fetch"):
+        fetch(broker, 2, worker="w1")
+    monkeypatch.undo()
+    # Not stranded until their lease runs out: the next fetch of that worker hands them out.
+    replayed = fetch(broker, 2, worker="w1")
+    assert len(replayed) == 2 and all(d.deliveries == 1 for d in replayed)
+    rest = fetch(broker, 10, worker="w1")
+    assert sorted(d.id for d in replayed + rest) == sorted(m.id for m in sent)
+    assert fetch(broker, 10, worker="w1") == []

@@ -1,14 +1,47 @@
 -- Lease up to LIMIT messages of one queue, highest priority first, then
 -- oldest; first move the delayed messages that are due into their streams.
 --
+-- A fetch whose reply was lost (Redis restarted after running it, or the
+-- connection dropped) is sent again with the same TOKEN: it then hands out
+-- the messages it leased the first time, instead of leaving them stranded
+-- until their lease runs out. So the consumer's last fetch is kept, for the
+-- length of a lease.
+--
 -- KEYS[1] priorities  ZSET of priorities (score = priority)
 -- KEYS[2] delayed     ZSET of messages not due yet (score: due time, ms)
 -- KEYS[3] leases      ZSET of receipts "<stream>|<entry id>|<consumer>" -> lease deadline (ms)
+-- KEYS[4] fetched     STRING "<token>\n<receipt>\n<receipt>..." of this consumer's last fetch
 -- ARGV[1] stream key prefix (stream = prefix .. priority)
--- ARGV[2] now (ms), ARGV[3] limit, ARGV[4] consumer (worker id), ARGV[5] lease deadline (ms)
+-- ARGV[2] now (ms), ARGV[3] limit, ARGV[4] consumer (worker id), ARGV[5] lease deadline (ms),
+-- ARGV[6] token of this fetch (unique, but the same when a fetch is sent again)
 -- Returns a list of {receipt, task id, body, deliveries}; the receipt is the lease member.
-local priorities, delayed, leases = KEYS[1], KEYS[2], KEYS[3]
-local prefix, now, limit, consumer, deadline = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local priorities, delayed, leases, fetched = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local prefix, now, limit, consumer, deadline, token = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+
+local function delivery(stream, entry, receipt)
+    local fields = {}
+    for i = 1, #entry[2], 2 do
+        fields[entry[2][i]] = entry[2][i + 1]
+    end
+    redis.call('ZADD', leases, deadline, receipt)
+    return {receipt, fields['id'], fields['body'], tonumber(fields['d']) + 1}
+end
+
+local out = {}
+local last = redis.call('GET', fetched)
+if last and string.sub(last, 1, #token + 1) == token .. '\n' then
+    for receipt in string.gmatch(string.sub(last, #token + 2), '[^\n]+') do
+        -- Only what is still leased: a lease that ran out went back to the queue.
+        if redis.call('ZSCORE', leases, receipt) then
+            local stream, id = string.match(receipt, '^(.*)|([^|]+)|[^|]*$')
+            local found = redis.call('XRANGE', stream, id, id)
+            if found[1] then
+                out[#out + 1] = delivery(stream, found[1], receipt)
+            end
+        end
+    end
+    return out
+end
 
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)) do
     local m = cjson.decode(member)
@@ -20,27 +53,27 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT
     redis.call('ZREM', delayed, member)
 end
 
-local out = {}
 if limit <= 0 then
     return out
 end
+local receipts = {}
 for _, priority in ipairs(redis.call('ZREVRANGE', priorities, 0, -1)) do
     local stream = prefix .. priority
     local reply = redis.pcall('XREADGROUP', 'GROUP', 'djtasks', consumer, 'COUNT', limit - #out,
                               'STREAMS', stream, '>')
     if type(reply) == 'table' and reply[1] then
         for _, entry in ipairs(reply[1][2]) do
-            local fields = {}
-            for i = 1, #entry[2], 2 do
-                fields[entry[2][i]] = entry[2][i + 1]
-            end
             local receipt = stream .. '|' .. entry[1] .. '|' .. consumer
-            redis.call('ZADD', leases, deadline, receipt)
-            out[#out + 1] = {receipt, fields['id'], fields['body'], tonumber(fields['d']) + 1}
+            out[#out + 1] = delivery(stream, entry, receipt)
+            receipts[#receipts + 1] = receipt
         end
     end
     if #out >= limit then
         break
     end
+end
+if #out > 0 then
+    redis.call('SET', fetched, token .. '\n' .. table.concat(receipts, '\n'), 'PX',
+               math.max(1, tonumber(deadline) - tonumber(now)))
 end
 return out

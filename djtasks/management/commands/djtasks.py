@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import re
+import socket
+import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -12,9 +15,12 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
 
 from djtasks.backend import DjTasksBackend
+from djtasks.control.registry import ControlStore
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+#: Seconds between two looks for replies to a control command.
+REPLY_POLL_SECONDS = 0.05
 #: How many recent failures ``status`` shows.
 RECENT_FAILURES = 5
 
@@ -28,7 +34,7 @@ def parse_duration(text: str) -> dt.timedelta:
 
 
 class Command(BaseCommand):
-    help = "Inspect and operate djtasks queues."
+    help = "Inspect and operate djtasks queues and workers."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--backend", default="default", help="Alias in settings.TASKS.")
@@ -40,12 +46,26 @@ class Command(BaseCommand):
         purge.add_argument("queue")
         retry = sub.add_parser("retry", help="Enqueue a finished task again, with the same arguments.")
         retry.add_argument("task_id")
+        for name, text in (("ping", "Ask every running worker to answer."),
+                           ("inspect", "Show each worker's pool, queues, counts and running tasks.")):
+            command = sub.add_parser(name, help=text)
+            command.add_argument("--timeout", type=float, default=3.0, help="Seconds to wait for answers.")
+        revoke = sub.add_parser("revoke", help="Never run these tasks (and with --terminate, stop them if running).")
+        revoke.add_argument("task_ids", nargs="+", metavar="ID")
+        revoke.add_argument("--terminate", action="store_true", help="Also stop them where they run now.")
+        shutdown = sub.add_parser("shutdown", help="Stop one worker (or all) gracefully.")
+        shutdown.add_argument("worker", nargs="?", default="", help="A worker id (default: every worker).")
+        for name in ("pool-grow", "pool-shrink"):
+            resize = sub.add_parser(name, help=f"{name.split('-')[1].capitalize()} the pools of workers by N.")
+            resize.add_argument("n", type=int)
+            resize.add_argument("--worker", default="", help="A worker id (default: every worker).")
+            resize.add_argument("--timeout", type=float, default=3.0, help="Seconds to wait for answers.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         backend = task_backends[options["backend"]]
         if not isinstance(backend, DjTasksBackend):
             raise CommandError(f"TASKS[{options['backend']!r}] is not a djtasks backend.")
-        getattr(self, f"_{options['action']}")(backend, options)
+        getattr(self, f"_{options['action'].replace('-', '_')}")(backend, options)
 
     def _status(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
         depths = backend.broker.depths(timezone.now())
@@ -56,6 +76,11 @@ class Command(BaseCommand):
             self.stdout.write("(no queued or running tasks)")
         failures = (backend.results.rows().filter(status=TaskResultStatus.FAILED).order_by("-finished_at")
                     .values("task_path", "finished_at", "errors")[:RECENT_FAILURES])
+        workers = ControlStore(backend.config.results_database).alive(timezone.now())
+        self.stdout.write(f"\nworkers ({len(workers)}):")
+        for worker in workers:
+            self.stdout.write(f"  {worker.worker_id}  pool {worker.pool} x{worker.concurrency}  "
+                              f"{worker.succeeded} succeeded, {worker.failed} failed, {len(worker.running)} running")
         self.stdout.write("\nlast failures:")
         for row in failures:
             error = row["errors"][-1] if row["errors"] else {}
@@ -64,6 +89,62 @@ class Command(BaseCommand):
                               f"{error.get('message', '')}")
         if not failures:
             self.stdout.write("  (none)")
+
+    # -- remote control --------------------------------------------------------
+
+    def _ask(self, backend: DjTasksBackend, command: str, *, target: str = "", timeout: float = 3.0,
+             **arguments: Any) -> list[Any]:
+        """Send ``command``; collect replies until every live worker answered or ``timeout`` passed."""
+        store = ControlStore(backend.config.results_database)
+        now = timezone.now()
+        expected = {w.worker_id for w in store.alive(now) if not target or w.worker_id == target}
+        sent = store.send(command, now, target=target, **arguments)
+        deadline = time.monotonic() + timeout
+        while True:
+            replies = store.replies(sent)
+            if {r.worker_id for r in replies} >= expected or time.monotonic() >= deadline:
+                return replies
+            time.sleep(REPLY_POLL_SECONDS)
+
+    def _ping(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
+        replies = self._ask(backend, "ping", timeout=options["timeout"])
+        for reply in replies:
+            self.stdout.write(f"{reply.worker_id}: {reply.reply.get('ok', reply.reply)}")
+        self.stdout.write(f"{len(replies)} worker(s) answered")
+
+    def _inspect(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
+        replies = self._ask(backend, "inspect", timeout=options["timeout"])
+        for reply in replies:
+            info = reply.reply
+            self.stdout.write(f"{reply.worker_id}: pool {info['pool']} x{info['concurrency']}, queues "
+                              f"{', '.join(info['queues']) or 'all'}; {info['succeeded']} succeeded, "
+                              f"{info['failed']} failed, {info['retried']} retried; since {info['started_at']}")
+            for task in info["running"]:
+                self.stdout.write(f"    running {task['task']} [{task['id']}] on {task['queue']}")
+        self.stdout.write(f"{len(replies)} worker(s) answered")
+
+    def _revoke(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
+        now = timezone.now()
+        by = f"{getpass.getuser()}@{socket.gethostname()}"
+        ids = options["task_ids"]
+        ControlStore(backend.config.results_database).revoke(ids, now, by=by, terminate=options["terminate"])
+        cancelled = backend.results.cancel_waiting(ids, now, by=by)
+        self.stdout.write(f"revoked {len(ids)} task(s) ({cancelled} cancelled before they started)"
+                          + ("; running ones are stopped" if options["terminate"] else ""))
+
+    def _shutdown(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
+        ControlStore(backend.config.results_database).send("shutdown", timezone.now(), target=options["worker"])
+        self.stdout.write(f"asked {options['worker'] or 'every worker'} to shut down")
+
+    def _pool_grow(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
+        self._resize(backend, options, "pool_grow")
+
+    def _pool_shrink(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
+        self._resize(backend, options, "pool_shrink")
+
+    def _resize(self, backend: DjTasksBackend, options: dict[str, Any], command: str) -> None:
+        for reply in self._ask(backend, command, target=options["worker"], timeout=options["timeout"], n=options["n"]):
+            self.stdout.write(f"{reply.worker_id}: {reply.reply.get('ok', reply.reply)}")
 
     def _cleanup(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
         if options["older_than"]:

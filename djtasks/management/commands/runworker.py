@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import threading
 import sys
+import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
@@ -33,6 +33,10 @@ class Command(BaseCommand):
                             help="Hard time limit of tasks that set none (prefork: the child is killed).")
         parser.add_argument("--soft-time-limit", type=float, default=None, metavar="SECONDS",
                             help="Soft time limit of tasks that set none (SoftTimeLimitExceeded is raised).")
+        parser.add_argument("--autoscale", default=None, metavar="MAX,MIN",
+                            help="Prefork or threads: between MIN and MAX slots, growing while tasks wait.")
+        parser.add_argument("--autoscale-idle", type=float, default=10.0, metavar="SECONDS",
+                            help="With --autoscale: idle seconds before one slot is removed (default 10).")
         parser.add_argument("--max-tasks-per-child", type=int, default=None, metavar="N",
                             help="Prefork: replace a child after it ran N tasks.")
         parser.add_argument("--max-memory-per-child", type=int, default=None, metavar="KIB",
@@ -54,13 +58,17 @@ class Command(BaseCommand):
         for name in ("time_limit", "soft_time_limit", "max_tasks_per_child", "max_memory_per_child"):
             if options[name] is not None and options[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
+        autoscale = _parse_autoscale(options["autoscale"], options["pool"])
+        if autoscale is not None:
+            concurrency = autoscale[1]
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or None
         registry.autodiscover()
         worker = Worker(backend=backend, pool=options["pool"], concurrency=concurrency, queues=queues,
                         burst=options["burst"], time_limit=options["time_limit"],
                         soft_time_limit=options["soft_time_limit"],
                         max_tasks_per_child=options["max_tasks_per_child"],
-                        max_memory_per_child_kib=options["max_memory_per_child"])
+                        max_memory_per_child_kib=options["max_memory_per_child"], control=True,
+                        autoscale=autoscale, autoscale_idle_seconds=options["autoscale_idle"])
         beat = _start_beat(options, worker)
         _install_signal_handlers(worker, beat)
         try:
@@ -70,6 +78,21 @@ class Command(BaseCommand):
         logging.getLogger("djtasks.worker").info(
             "worker %s stopped: %d succeeded, %d failed, %d retried", worker.worker_id, stats.succeeded,
             stats.failed, stats.retried)
+
+
+def _parse_autoscale(text: str | None, pool: str) -> tuple[int, int] | None:
+    """``"10,2"`` -> (10, 2): at most 10 slots, at least 2."""
+    if text is None:
+        return None
+    if pool not in ("prefork", "threads"):
+        raise CommandError(f"--autoscale needs the prefork or threads pool, not {pool}.")
+    try:
+        most, fewest = (int(part) for part in text.split(","))
+    except ValueError:
+        raise CommandError(f"--autoscale {text!r}: give MAX,MIN, e.g. 10,2.") from None
+    if not 1 <= fewest <= most:
+        raise CommandError(f"--autoscale {text!r}: need 1 <= MIN <= MAX.")
+    return most, fewest
 
 
 # -- --beat: beat in a thread of the worker, stopped with it ------------------------

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Execute, OnDone, Pool
+from .gevent import GeventPool
 from .prefork import PreforkPool
 from .solo import SoloPool
 from .threads import ThreadPool
 
-POOLS: dict[str, type[Pool]] = {"prefork": PreforkPool, "solo": SoloPool, "threads": ThreadPool}
+POOLS: dict[str, type[Pool]] = {"prefork": PreforkPool, "solo": SoloPool, "threads": ThreadPool, "gevent": GeventPool}
 
-__all__ = ["POOLS", "Pool", "PreforkPool", "SoloPool", "ThreadPool", "make_pool"]
+__all__ = ["POOLS", "GeventPool", "Pool", "PreforkPool", "SoloPool", "ThreadPool", "make_pool"]
 
 
 def make_pool(name: str, execute: Execute, on_done: OnDone, concurrency: int, **options: Any) -> Pool:

@@ -42,6 +42,14 @@ class Pool(ABC):
     def free_slots(self) -> int:
         """How many more deliveries can start now."""
 
+    def terminate(self, task_id: str) -> bool:
+        """Stop the running task ``task_id`` (``TaskRevoked``); return False if it is not running here."""
+        return False
+
+    def resize(self, delta: int) -> int:
+        """Add (or, negative, remove) slots; return the new concurrency. Fixed-size pools ignore it."""
+        return self.concurrency
+
     def take_back(self) -> list[Delivery]:
         """Remove and return the deliveries submitted but not started yet."""
         return []

@@ -28,7 +28,7 @@ from typing import Any
 from django.db import connections
 
 from ...brokers import Delivery
-from ...exceptions import TimeLimitExceeded, WorkerLostError
+from ...exceptions import TaskRevoked, TimeLimitExceeded, WorkerLostError
 from .base import Pool
 
 logger = logging.getLogger("djtasks.worker")
@@ -131,6 +131,27 @@ class PreforkPool(Pool):
             idle = sum(1 for c in self._children if c.delivery is None and not c.retiring)
             return idle - len(self._backlog)
 
+    def terminate(self, task_id: str) -> bool:
+        with self._lock:
+            child = next((c for c in self._children if c.delivery is not None and c.delivery.id == task_id), None)
+        if child is None:
+            return False
+        self._kill(child, TaskRevoked(f"revoked while it ran: its process {child.process.pid} was killed"))
+        return True
+
+    def resize(self, delta: int) -> int:
+        with self._lock:
+            delta = max(delta, 1 - self.concurrency)
+            self.concurrency += delta
+            for _ in range(max(delta, 0)):
+                self._children.append(self._spawn())
+            idle = [c for c in self._children if c.delivery is None and not c.retiring]
+            for child in idle[:max(-delta, 0)]:
+                child.retiring = True
+                _send(child.conn, None)  # it exits; the watcher does not replace it
+        self._assign()
+        return self.concurrency
+
     def take_back(self) -> list[Delivery]:
         with self._lock:
             taken, self._backlog = list(self._backlog), deque()
@@ -182,10 +203,28 @@ class PreforkPool(Pool):
                          delivery.id, extra={"task_id": delivery.id})
             error = WorkerLostError(f"the worker process running the task died ({reason})")
             self.on_done(self.execute.lost(delivery, error, time.monotonic() - child.started))
-        if not self._stopping.is_set():
-            with self._lock:
+        self._replenish()
+
+    def _replenish(self) -> None:
+        """Spawn children until there are ``concurrency`` of them that take work."""
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            while sum(1 for c in self._children if not c.retiring) < self.concurrency:
                 self._children.append(self._spawn())
-            self._assign()
+        self._assign()
+
+    def _kill(self, child: _Child, error: BaseException) -> None:
+        """Kill a child in the middle of its task, which ends with ``error``."""
+        with self._lock:
+            delivery, child.delivery = child.delivery, None
+            if child in self._children:
+                self._children.remove(child)
+        child.process.kill()
+        child.process.join(5)
+        if delivery is not None:
+            self.on_done(self.execute.lost(delivery, error, time.monotonic() - child.started))
+        self._replenish()
 
     def _enforce_hard_limits(self) -> None:
         now = time.monotonic()
@@ -196,17 +235,8 @@ class PreforkPool(Pool):
             delivery, limit = child.delivery, child.hard_limit
             logger.error("task %s ran past its time limit of %g s: killing its process %s", delivery.id, limit,
                          child.process.pid, extra={"task_id": delivery.id})
-            with self._lock:
-                child.delivery = None
-                self._children.remove(child)
-            child.process.kill()
-            child.process.join(5)
-            error = TimeLimitExceeded(f"the task ran longer than its time limit of {limit:g} s and was killed")
-            self.on_done(self.execute.lost(delivery, error, now - child.started))
-            if not self._stopping.is_set():
-                with self._lock:
-                    self._children.append(self._spawn())
-                self._assign()
+            self._kill(child, TimeLimitExceeded(f"the task ran longer than its time limit of {limit:g} s "
+                                                "and was killed"))
 
 
 def _send(conn: Connection, payload: Any) -> None:

@@ -7,6 +7,8 @@ import threading
 import time
 
 from ...brokers import Delivery
+from ...exceptions import TaskRevoked
+from ..timelimits import raise_in_thread
 from .base import Pool
 
 _STOP = None
@@ -23,12 +25,34 @@ class ThreadPool(Pool):
         self._threads: list[threading.Thread] = []
         self._pending = 0  # submitted and not yet completed
         self._lock = threading.Lock()
+        self._running: dict[str, int] = {}  # task id -> thread ident
 
     def start(self) -> None:
-        for number in range(self.concurrency):
-            thread = threading.Thread(target=self._serve, name=f"djtasks-thread-{number}", daemon=True)
+        self._add_threads(self.concurrency)
+
+    def _add_threads(self, count: int) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=self._serve, name=f"djtasks-thread-{len(self._threads)}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def resize(self, delta: int) -> int:
+        with self._lock:
+            delta = max(delta, 1 - self.concurrency)
+            self.concurrency += delta
+        if delta > 0:
+            self._add_threads(delta)
+        for _ in range(-delta):
+            self._inbox.put(_STOP)  # a thread ends after its current task
+        return self.concurrency
+
+    def terminate(self, task_id: str) -> bool:
+        with self._lock:
+            ident = self._running.get(task_id)
+            if ident is None:
+                return False
+            raise_in_thread(ident, TaskRevoked)
+        return True
 
     def submit(self, delivery: Delivery) -> None:
         with self._lock:
@@ -56,15 +80,18 @@ class ThreadPool(Pool):
 
     def _serve(self) -> None:
         while (delivery := self._inbox.get()) is not _STOP:
+            with self._lock:
+                self._running[delivery.id] = threading.get_ident()
             try:
                 completion = self.execute(delivery)
             finally:
                 with self._lock:
                     self._pending -= 1
+                    self._running.pop(delivery.id, None)
             self.on_done(completion)
 
     def stop(self, timeout: float | None) -> bool:
-        for _ in self._threads:
+        for _ in range(self.concurrency):
             self._inbox.put(_STOP)
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:

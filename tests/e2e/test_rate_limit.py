@@ -1,0 +1,27 @@
+"""A rate limit holds across several real workers, and nothing over it is dropped."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from .conftest import Workers
+from .helpers import E2EDatabase, call, enqueue, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+def test_ten_a_second_across_three_workers(sqlite_db: E2EDatabase, workers: Workers) -> None:
+    for name in ("first", "second", "third"):
+        workers.start(sqlite_db, name, "--pool", "threads", "-c", "4")
+    keys = [f"limited-{n}" for n in range(50)]
+    enqueue(sqlite_db, [call("rate_limited", key) for key in keys])
+    wait_until(lambda: len(sqlite_db.runs()) == 50, timeout=60, what="every limited task to run")
+
+    times = sorted(dt.datetime.fromisoformat(str(t)) for (t,) in sqlite_db.query("SELECT created_at FROM demo_taskrun"))
+    first = times[0]
+    in_three_seconds = sum(1 for t in times if t < first + dt.timedelta(seconds=3))
+    # A full bucket lets 10 through at once, then 10 a second: at most 40 in the first 3 s.
+    assert 25 <= in_three_seconds <= 40
+    assert len({pid for _, pid in sqlite_db.runs()}) >= 2  # the limit is shared, the work is too
