@@ -1,13 +1,12 @@
 """A worker against a real PostgreSQL: NOTIFY wake-ups, batches, results."""
 
-import threading
 
 import pytest
-from django.db import connections
 from django.tasks import TaskResultStatus
 
 from djtasks.backend import DjTasksBackend
 from djtasks.worker import Worker
+from tests.running_worker import RunningWorker
 from tests.taskapp import tasks
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(databases=["postgresql"], transaction=True)]
@@ -18,26 +17,6 @@ def _backend(poll_interval: float) -> DjTasksBackend:
                                                      "RESULTS_DATABASE": "postgresql",
                                                      "POLL_INTERVAL": poll_interval}})
 
-
-class RunningWorker:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        try:
-            self.worker.run()
-        finally:
-            connections.close_all()
-
-    def __enter__(self) -> Worker:
-        self.thread.start()
-        return self.worker
-
-    def __exit__(self, *exc_info) -> None:
-        self.worker.request_stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
 
 
 def test_notify_wakes_an_idle_worker_long_before_its_next_poll():

@@ -1,16 +1,15 @@
 """A worker on the Redis broker, results in the database: wake-ups, delays, retries."""
 
 import datetime as dt
-import threading
 
 import pytest
-from django.db import connections
 from django.tasks import TaskResultStatus, task_backends
 from django.test import override_settings
 
 from djtasks.testing import drain
 from djtasks.worker import Worker
 from tests.conftest import REDIS_URL
+from tests.running_worker import RunningWorker
 from tests.taskapp import tasks
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db(transaction=True)]
@@ -25,26 +24,6 @@ def redis_backend(redis_prefix):  # noqa: ANN001, ANN201
     with override_settings(TASKS={"default": backend(POLL_INTERVAL=3600), "fast": backend(POLL_INTERVAL=0.05)}):
         yield task_backends["default"]
 
-
-class RunningWorker:
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.thread = threading.Thread(target=self._run)
-
-    def _run(self) -> None:
-        try:
-            self.worker.run()
-        finally:
-            connections.close_all()
-
-    def __enter__(self) -> Worker:
-        self.thread.start()
-        return self.worker
-
-    def __exit__(self, *exc_info) -> None:
-        self.worker.request_stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
 
 
 def test_an_idle_worker_is_woken_at_once(redis_backend):  # noqa: ANN001
