@@ -107,7 +107,7 @@ class DjTasksBackend(BaseTaskBackend):
         envelope = messages.Envelope(
             id=str(uuid.uuid4()), task=task.module_path, backend=self.alias, queue=task.queue_name,
             priority=task.priority, args=dumped_args, kwargs=dumped_kwargs, eta=eta,
-            expires=_moment(task.expires, now),
+            expires=_moment(task.expires, now), headers=dict(getattr(task, "headers", None) or {}),
         )
         return brokers.OutgoingMessage(id=envelope.id, queue=envelope.queue, priority=envelope.priority,
                                        enqueued_at=now, available_at=eta or now, body=messages.encode(envelope),

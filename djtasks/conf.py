@@ -39,6 +39,10 @@ class BackendOptions:
     key_prefix: str = "djtasks"
     #: Periodic tasks declared in settings, synced to ``PeriodicTask`` rows by beat.
     beat_schedule: Mapping[str, Any] = field(default_factory=dict)
+    #: Ticks missed while no beat ran: ``"once"`` enqueues the latest, ``"skip"`` none.
+    beat_catch_up: str = "once"
+    #: Seconds a beat leader's lease lasts unrenewed before another beat takes over.
+    beat_lease_seconds: float = 10.0
 
 
 def _string(where: str, value: Any) -> str:
@@ -63,6 +67,12 @@ def _optional_positive(where: str, value: Any) -> float | None:
     return None if value is None else _positive(where, value)
 
 
+def _catch_up(where: str, value: Any) -> str:
+    if value not in ("once", "skip"):
+        raise ConfigurationError(f"{where} must be 'once' or 'skip', not {value!r}.")
+    return value
+
+
 def _mapping(where: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{where} must be a dict, not {value!r}.")
@@ -82,6 +92,8 @@ OPTIONS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "BROKER_OPTIONS": ("broker_options", _mapping),
     "KEY_PREFIX": ("key_prefix", _string),
     "BEAT_SCHEDULE": ("beat_schedule", _mapping),
+    "BEAT_CATCH_UP": ("beat_catch_up", _catch_up),
+    "BEAT_LEASE_SECONDS": ("beat_lease_seconds", _positive),
 }
 
 

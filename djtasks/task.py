@@ -60,6 +60,8 @@ class DjTask(Task):
     soft_time_limit: float | None = None
     #: At most this often across all workers, e.g. ``"100/m"``; over it, tasks wait.
     rate_limit: str | None = None
+    #: Extra envelope headers of the next enqueues (e.g. the periodic task that sent them).
+    headers: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _check_options(self)
@@ -81,11 +83,12 @@ class DjTask(Task):
     # -- enqueueing --------------------------------------------------------
 
     def using(self, *, priority: int | None = None, queue_name: str | None = None, run_after: When | None = None,
-              backend: str | None = None, expires: When | None = None) -> DjTask:
+              backend: str | None = None, expires: When | None = None,
+              headers: dict[str, Any] | None = None) -> DjTask:
         """Return a copy with other defaults for the next ``enqueue()``."""
         changes: dict[str, Any] = {}
         for name, value in (("priority", priority), ("queue_name", queue_name), ("run_after", run_after),
-                            ("backend", backend), ("expires", expires)):
+                            ("backend", backend), ("expires", expires), ("headers", headers)):
             if value is not None:
                 changes[name] = value
         return replace(self, **changes)

@@ -87,6 +87,8 @@ def _task_of(periodic_task: PeriodicTask, backend_alias: str) -> DjTask:
     """The registered task on ``backend_alias``, with this periodic task's queue, priority and expiry."""
     task = registry.lookup(periodic_task.task)
     options: dict = {"backend": backend_alias}
+    if isinstance(task, DjTask):
+        options["headers"] = {"periodic_task": periodic_task.name}
     if periodic_task.queue_name:
         options["queue_name"] = periodic_task.queue_name
     if periodic_task.priority is not None:
@@ -376,6 +378,7 @@ class BeatThread:
 def config_for(backend, **overrides) -> BeatConfig:  # noqa: ANN001
     """The beat configuration of ``backend``, with ``overrides`` (``runbeat`` options) applied."""
     days = backend.config.keep_results_days
-    values: dict = {"keep_ticks": dt.timedelta(days=days) if days else None}
+    values: dict = {"keep_ticks": dt.timedelta(days=days) if days else None,
+                    "catch_up": backend.config.beat_catch_up, "lease_seconds": backend.config.beat_lease_seconds}
     values.update({key: value for key, value in overrides.items() if value is not None})
     return BeatConfig(**values)

@@ -7,6 +7,7 @@ can run in any pool (a thread, a forked child, a greenlet).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -14,6 +15,7 @@ import traceback
 from dataclasses import dataclass, replace
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from django.tasks import TaskResultStatus
 from django.tasks.signals import task_finished, task_started
@@ -32,7 +34,7 @@ from ..models import CANCELLED
 from ..results import ErrorInfo, Outcome, ResultStore
 from ..task import DjTask
 from ..taskresult import DjTaskContext, DjTaskError, DjTaskResult
-from .timelimits import time_limits
+from .timelimits import async_time_limits, time_limits
 
 logger = logging.getLogger("djtasks.worker")
 
@@ -110,13 +112,27 @@ class Executor:
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001 - whatever breaks, the message gets an outcome
-            logger.exception("djtasks could not run message %s", delivery.id, extra={"task_id": delivery.id})
-            outcome = Outcome(task_id=delivery.id, status=TaskResultStatus.FAILED, at=timezone.now(),
-                              attempt=max(1, delivery.deliveries), error=error_info(exc))
-            return Completion(delivery=delivery, outcome=outcome, task_path="?",
-                              duration_seconds=time.monotonic() - started)
+            return self._broken(delivery, exc, started)
+
+    def _broken(self, delivery: Delivery, exc: BaseException, started: float) -> Completion:
+        logger.exception("djtasks could not run message %s", delivery.id, extra={"task_id": delivery.id})
+        outcome = Outcome(task_id=delivery.id, status=TaskResultStatus.FAILED, at=timezone.now(),
+                          attempt=max(1, delivery.deliveries), error=error_info(exc))
+        return Completion(delivery=delivery, outcome=outcome, task_path="?",
+                          duration_seconds=time.monotonic() - started)
 
     def _execute(self, delivery: Delivery, started: float) -> Completion:
+        prepared = self._prepare(delivery, started)
+        if isinstance(prepared, Completion):
+            return prepared
+        envelope, task, args, kwargs = prepared
+        outcome, retry_body = self._run(delivery, envelope, task, args, kwargs, max(1, delivery.deliveries))
+        return Completion(delivery=delivery, outcome=outcome, task_path=envelope.task,
+                          duration_seconds=time.monotonic() - started, retry_body=retry_body,
+                          store_result=not task.ignore_result)
+
+    def _prepare(self, delivery: Delivery, started: float) -> tuple[messages.Envelope, DjTask, list, dict] | Completion:
+        """The envelope, task and arguments of ``delivery``; or, if it must not run, its FAILED completion."""
         attempt = max(1, delivery.deliveries)
         task_path = "?"
         try:
@@ -134,17 +150,18 @@ class Executor:
                               attempt=attempt, error=error_info(exc))
             return Completion(delivery=delivery, outcome=outcome, task_path=task_path,
                               duration_seconds=time.monotonic() - started)
-        outcome, retry_body = self._run(delivery, envelope, task, args, kwargs, attempt)
-        return Completion(delivery=delivery, outcome=outcome, task_path=task_path,
-                          duration_seconds=time.monotonic() - started, retry_body=retry_body,
-                          store_result=not task.ignore_result)
+        return envelope, task, args, kwargs
+
+    def _running_result(self, delivery: Delivery, envelope: messages.Envelope, task: DjTask, args: list,
+                        kwargs: dict) -> DjTaskResult:
+        now = timezone.now()
+        return DjTaskResult(task=task, id=delivery.id, status=TaskResultStatus.RUNNING, enqueued_at=None,
+                            started_at=now, finished_at=None, last_attempted_at=now, args=args, kwargs=kwargs,
+                            backend=envelope.backend, errors=[], worker_ids=[self.worker_id])
 
     def _run(self, delivery: Delivery, envelope: messages.Envelope, task: DjTask, args: list, kwargs: dict,
              attempt: int) -> tuple[Outcome, bytes | None]:
-        now = timezone.now()
-        result = DjTaskResult(task=task, id=delivery.id, status=TaskResultStatus.RUNNING, enqueued_at=None,
-                              started_at=now, finished_at=None, last_attempted_at=now, args=args, kwargs=kwargs,
-                              backend=envelope.backend, errors=[], worker_ids=[self.worker_id])
+        result = self._running_result(delivery, envelope, task, args, kwargs)
         close_old_connections()
         soft, hard = self.limits(task)
         try:
@@ -221,3 +238,74 @@ class Executor:
             self.results.set_progress(task_id, done, total, message)
 
         return write
+
+    # -- async def tasks (issue 5): the same steps, the call awaited on the worker's event loop ----------
+
+    async def arun(self, delivery: Delivery) -> Completion:
+        """Run a delivery of an ``async def`` task on the running event loop: the twin of ``__call__``.
+
+        Used by :mod:`djtasks.worker.asyncio_runner`. The steps that may touch
+        the database (connection hygiene, signal receivers, progress writes)
+        run through ``sync_to_async``, in the thread where Django's async ORM
+        runs its queries; the coroutine itself runs on the loop.
+        """
+        started = time.monotonic()
+        try:
+            prepared = self._prepare(delivery, started)
+            if isinstance(prepared, Completion):
+                return prepared
+            envelope, task, args, kwargs = prepared
+            outcome, retry_body = await self._arun(delivery, envelope, task, args, kwargs,
+                                                   max(1, delivery.deliveries))
+            return Completion(delivery=delivery, outcome=outcome, task_path=envelope.task,
+                              duration_seconds=time.monotonic() - started, retry_body=retry_body,
+                              store_result=not task.ignore_result)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - whatever breaks, the message gets an outcome
+            return self._broken(delivery, exc, started)
+
+    async def _arun(self, delivery: Delivery, envelope: messages.Envelope, task: DjTask, args: list, kwargs: dict,
+                    attempt: int) -> tuple[Outcome, bytes | None]:
+        result = self._running_result(delivery, envelope, task, args, kwargs)
+        progress_writes: set[asyncio.Task] = set()
+        soft, hard = self.limits(task)
+        try:
+            await sync_to_async(self._started)(result)
+            # Both limits in this process, whatever the pool: no child runs the coroutine.
+            async with async_time_limits(soft, hard):
+                if task.takes_context:
+                    context = DjTaskContext(task_result=result, attempt_number=attempt,
+                                            progress_callback=self._async_progress_writer(delivery.id,
+                                                                                          progress_writes))
+                    value = await task.acall(context, *args, **kwargs)
+                else:
+                    value = await task.acall(*args, **kwargs)
+            outcome, retry_body = self._success(delivery, value, attempt), None
+        except KeyboardInterrupt:
+            raise
+        except asyncio.CancelledError:  # cancelled from outside: revoke --terminate
+            outcome, retry_body = self._failure(delivery, envelope, task, TaskRevoked("revoked while it ran"), attempt)
+        except BaseException as error:  # noqa: BLE001 - a task's error, sys.exit() included, never stops the worker
+            outcome, retry_body = self._failure(delivery, envelope, task, error, attempt)
+        if progress_writes:
+            await asyncio.gather(*progress_writes, return_exceptions=True)
+        await sync_to_async(self._finished)(result, outcome)
+        return outcome, retry_body
+
+    def _started(self, result: DjTaskResult) -> None:
+        close_old_connections()
+        task_started.send(sender=type(self.backend), task_result=result)
+
+    def _finished(self, result: DjTaskResult, outcome: Outcome) -> None:
+        close_old_connections()
+        self._finish_signal(result, outcome)
+
+    def _async_progress_writer(self, task_id: str, writes: set[asyncio.Task]):  # noqa: ANN202 - as above
+        """``set_progress`` called in a coroutine: written in the background, in order, never blocking the loop."""
+        write = sync_to_async(self._progress_writer(task_id))
+
+        def schedule(done: int, total: int | None, message: str | None) -> None:
+            writes.add(asyncio.get_running_loop().create_task(write(done, total, message)))
+
+        return schedule

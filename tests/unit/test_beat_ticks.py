@@ -6,6 +6,7 @@ Times are passed explicitly: ``beat.tick(now)`` decides with the ``now`` it is g
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -70,6 +71,8 @@ def test_a_due_tick_is_enqueued_once_and_its_result_links_back_to_the_schedule()
 
     beat.tick(due + dt.timedelta(milliseconds=5))
     beat.tick(due + dt.timedelta(milliseconds=900))  # the same tick again: nothing new
+    [row] = results_of()
+    assert json.loads(row.message)["headers"] == {"periodic_task": "adder"}
     [result] = drain()
     assert (result.status, result.return_value) == (TaskResultStatus.SUCCESSFUL, 3)
     tick = PeriodicTaskTick.objects.get()

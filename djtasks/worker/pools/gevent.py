@@ -105,7 +105,7 @@ class GeventPool(Pool):
     def _raise_in(self, task_id: str) -> None:
         greenlet = self._running.get(task_id)
         if greenlet is not None and not greenlet.dead:
-            greenlet.throw(TaskRevoked(f"revoked while it ran (greenlet {id(greenlet):#x})"))
+            greenlet.throw(TaskRevoked("revoked while it ran"))
 
     def _serve(self) -> None:
         from gevent import getcurrent
