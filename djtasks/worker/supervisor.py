@@ -174,12 +174,13 @@ class Worker:
                 self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
             except (DatabaseError, BrokerError) as exc:
                 if failures == 0:
-                    logger.error("%s; retrying with backoff until it works again", exc)
+                    logger.error("%s (retrying with backoff until it works again)", str(exc).rstrip("."))
                 failures += 1
                 close_old_connections()
                 if self.stopping and grace_deadline and time.monotonic() >= grace_deadline:
                     break
-                time.sleep(ERROR_BACKOFF_SECONDS[min(failures - 1, len(ERROR_BACKOFF_SECONDS) - 1)])
+                # A stop request (which sets the wake event) cuts the pause short.
+                self._wake.wait(ERROR_BACKOFF_SECONDS[min(failures - 1, len(ERROR_BACKOFF_SECONDS) - 1)])
         if self._in_flight:
             logger.warning("stopping with %d task(s) unfinished; they come back when their lease runs out",
                            len(self._in_flight))
@@ -401,6 +402,7 @@ class Worker:
     def _heartbeat(self) -> None:
         """Extend the leases of held messages, so a healthy long task is never re-delivered."""
         interval = self.config.lease_seconds / 3
+        failing = False
         while not self._finished.wait(interval):
             with self._in_flight_lock:
                 held = list(self._in_flight.values())
@@ -409,8 +411,13 @@ class Worker:
             try:
                 self.broker.extend(held, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds,
                                    now=timezone.now())
+                if failing:
+                    logger.warning("leases are extended again")
+                    failing = False
             except (DatabaseError, BrokerError) as exc:
-                logger.warning("could not extend leases (%s); will try again", exc)
+                if not failing:  # once per outage
+                    logger.warning("could not extend leases (%s); trying again every %.0f s", exc, interval)
+                    failing = True
             finally:
                 close_old_connections()
 
