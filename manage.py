@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Django's command-line utility for the djtasks demo project (``testproject``)."""
 
+import itertools
 import os
 import sys
 
@@ -11,7 +12,7 @@ def wants_gevent(argv: list[str]) -> bool:
         return True
     if argv[1:2] != ["runworker"]:
         return False
-    return "--pool=gevent" in argv or any(a == "--pool" and b == "gevent" for a, b in zip(argv, argv[1:]))
+    return "--pool=gevent" in argv or ("--pool", "gevent") in itertools.pairwise(argv)
 
 
 if __name__ == "__main__":

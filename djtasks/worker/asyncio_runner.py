@@ -23,12 +23,17 @@ its share of prefetched messages: a worker whose pool is busy leaves
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
 
 from .. import messages, registry
 from ..brokers import Delivery
@@ -51,6 +56,56 @@ def is_coroutine_task(delivery: Delivery) -> bool:
     return inspect.iscoroutinefunction(getattr(task, "func", None))
 
 
+class SyncSteps:
+    """Runs the synchronous steps of many coroutines in one hop to the thread of Django's async ORM.
+
+    Each task has steps that may touch the database (connection hygiene,
+    signal receivers) and so must run where ``sync_to_async`` runs Django's
+    queries. One hop per step costs more than the steps themselves when
+    hundreds of tasks start at once; the steps asked for during one turn of
+    the loop go together, in order, in one hop.
+    """
+
+    def __init__(self) -> None:
+        self._asked: list[tuple[Callable[[], Any], asyncio.Future]] = []
+
+    async def run(self, function: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._asked.append((functools.partial(function, *args), future))
+        if len(self._asked) == 1:
+            loop.call_soon(self._hop)  # after the other coroutines ready in this turn asked for theirs
+        return await future
+
+    def _hop(self) -> None:
+        batch, self._asked = self._asked, []
+        hop = asyncio.ensure_future(sync_to_async(_call_each)([call for call, _ in batch]))
+        hop.add_done_callback(lambda done: _settle(batch, done))
+
+
+def _call_each(calls: list[Callable[[], Any]]) -> list[tuple[bool, Any]]:
+    outcomes = []
+    for call in calls:
+        try:
+            outcomes.append((True, call()))
+        except BaseException as error:  # noqa: BLE001 - raised in the coroutine that asked for it
+            outcomes.append((False, error))
+    return outcomes
+
+
+def _settle(batch: list[tuple[Callable[[], Any], asyncio.Future]], hop: asyncio.Future) -> None:
+    outcomes = hop.result() if not hop.cancelled() and hop.exception() is None else None
+    for index, (_, future) in enumerate(batch):
+        if future.done():  # its coroutine was cancelled meanwhile
+            continue
+        if outcomes is None:
+            future.set_exception(hop.exception() if not hop.cancelled() else asyncio.CancelledError())
+        elif outcomes[index][0]:
+            future.set_result(outcomes[index][1])
+        else:
+            future.set_exception(outcomes[index][1])
+
+
 class CoroutineRunner:
     """An event loop in its own thread, running deliveries of ``async def`` tasks, ``limit`` at a time."""
 
@@ -65,6 +120,7 @@ class CoroutineRunner:
         self._pending = 0  # submitted and not yet completed
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._sync_steps = SyncSteps()
 
     def _start(self) -> asyncio.AbstractEventLoop:
         # Started at the first async task, from the supervisor's thread: workers
@@ -126,7 +182,7 @@ class CoroutineRunner:
 
     async def _run(self, delivery: Delivery) -> None:
         try:
-            completion = await self.execute.arun(delivery)
+            completion = await self.execute.arun(delivery, run_sync=self._sync_steps.run)
         finally:
             with self._lock:
                 del self._running[delivery.id]

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import time
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -241,13 +242,15 @@ class Executor:
 
     # -- async def tasks (issue 5): the same steps, the call awaited on the worker's event loop ----------
 
-    async def arun(self, delivery: Delivery) -> Completion:
+    async def arun(self, delivery: Delivery, *, run_sync: RunSync | None = None) -> Completion:
         """Run a delivery of an ``async def`` task on the running event loop: the twin of ``__call__``.
 
         Used by :mod:`djtasks.worker.asyncio_runner`. The steps that may touch
         the database (connection hygiene, signal receivers, progress writes)
-        run through ``sync_to_async``, in the thread where Django's async ORM
-        runs its queries; the coroutine itself runs on the loop.
+        are awaited through ``run_sync``, which must run them in the thread of
+        Django's async ORM (by default ``sync_to_async``, one hop per step; the
+        runner batches the steps of many tasks into one hop); the coroutine
+        itself runs on the loop.
         """
         started = time.monotonic()
         try:
@@ -256,7 +259,7 @@ class Executor:
                 return prepared
             envelope, task, args, kwargs = prepared
             outcome, retry_body = await self._arun(delivery, envelope, task, args, kwargs,
-                                                   max(1, delivery.deliveries))
+                                                   max(1, delivery.deliveries), run_sync or _sync_to_async)
             return Completion(delivery=delivery, outcome=outcome, task_path=envelope.task,
                               duration_seconds=time.monotonic() - started, retry_body=retry_body,
                               store_result=not task.ignore_result)
@@ -266,18 +269,17 @@ class Executor:
             return self._broken(delivery, exc, started)
 
     async def _arun(self, delivery: Delivery, envelope: messages.Envelope, task: DjTask, args: list, kwargs: dict,
-                    attempt: int) -> tuple[Outcome, bytes | None]:
+                    attempt: int, run_sync: RunSync) -> tuple[Outcome, bytes | None]:
         result = self._running_result(delivery, envelope, task, args, kwargs)
         progress_writes: set[asyncio.Task] = set()
         soft, hard = self.limits(task)
         try:
-            await sync_to_async(self._started)(result)
+            await run_sync(self._started, result)
             # Both limits in this process, whatever the pool: no child runs the coroutine.
             async with async_time_limits(soft, hard):
                 if task.takes_context:
-                    context = DjTaskContext(task_result=result, attempt_number=attempt,
-                                            progress_callback=self._async_progress_writer(delivery.id,
-                                                                                          progress_writes))
+                    writer = self._async_progress_writer(delivery.id, run_sync, progress_writes)
+                    context = DjTaskContext(task_result=result, attempt_number=attempt, progress_callback=writer)
                     value = await task.acall(context, *args, **kwargs)
                 else:
                     value = await task.acall(*args, **kwargs)
@@ -290,7 +292,7 @@ class Executor:
             outcome, retry_body = self._failure(delivery, envelope, task, error, attempt)
         if progress_writes:
             await asyncio.gather(*progress_writes, return_exceptions=True)
-        await sync_to_async(self._finished)(result, outcome)
+        await run_sync(self._finished, result, outcome)
         return outcome, retry_body
 
     def _started(self, result: DjTaskResult) -> None:
@@ -301,11 +303,20 @@ class Executor:
         close_old_connections()
         self._finish_signal(result, outcome)
 
-    def _async_progress_writer(self, task_id: str, writes: set[asyncio.Task]):  # noqa: ANN202 - as above
+    def _async_progress_writer(self, task_id: str, run_sync: RunSync,  # noqa: ANN202 - as above
+                               writes: set[asyncio.Task]):
         """``set_progress`` called in a coroutine: written in the background, in order, never blocking the loop."""
-        write = sync_to_async(self._progress_writer(task_id))
+        write = self._progress_writer(task_id)
 
         def schedule(done: int, total: int | None, message: str | None) -> None:
-            writes.add(asyncio.get_running_loop().create_task(write(done, total, message)))
+            writes.add(asyncio.get_running_loop().create_task(run_sync(write, done, total, message)))
 
         return schedule
+
+
+#: Awaits ``function(*args)`` run in the thread of Django's async ORM.
+RunSync = Callable[..., Awaitable[Any]]
+
+
+async def _sync_to_async(function: Callable[..., Any], *args: Any) -> Any:
+    return await sync_to_async(function)(*args)
