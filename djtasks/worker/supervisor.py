@@ -105,7 +105,7 @@ class Worker:
         self.pool: Pool = make_pool(pool, executor, self._on_done, concurrency,
                                     max_tasks_per_child=max_tasks_per_child,
                                     max_memory_per_child_kib=max_memory_per_child_kib)
-        pass  # TEMP-AB self.pool = PoolWithEventLoop(self.pool)  # async def tasks: on an event loop beside the pool (issue 5)
+        self.pool = PoolWithEventLoop(self.pool)  # async def tasks: on an event loop beside the pool (issue 5)
         # Outcomes and acks then commit together, and with the next claim.
         self._shares_database = self.broker.database_alias == self.results.alias
 
