@@ -47,7 +47,7 @@ OUTAGE_SECONDS = 2.5
 #: Seconds a drain may take, outage included.
 DRAIN_TIMEOUT_SECONDS = 60
 #: The worker loop's report of an outage (once), and of its end (once).
-OUTAGE = r"ERROR/.*; retrying with backoff until it works again"
+OUTAGE = r"ERROR/.*\(retrying with backoff until it works again\)"
 RECOVERED = r"the worker loop works again after \d+ failed attempt"
 
 
