@@ -14,6 +14,7 @@ from django.tasks import task_backends
 
 from djtasks import registry
 from djtasks.backend import DjTasksBackend
+from djtasks.exceptions import ConfigurationError
 from djtasks.worker import Worker
 from djtasks.worker.pools import POOLS
 
@@ -63,12 +64,15 @@ class Command(BaseCommand):
             concurrency = autoscale[1]
         queues = [q.strip() for q in options["queues"].split(",") if q.strip()] or None
         registry.autodiscover()
-        worker = Worker(backend=backend, pool=options["pool"], concurrency=concurrency, queues=queues,
-                        burst=options["burst"], time_limit=options["time_limit"],
-                        soft_time_limit=options["soft_time_limit"],
-                        max_tasks_per_child=options["max_tasks_per_child"],
-                        max_memory_per_child_kib=options["max_memory_per_child"], control=True,
-                        autoscale=autoscale, autoscale_idle_seconds=options["autoscale_idle"])
+        try:
+            worker = Worker(backend=backend, pool=options["pool"], concurrency=concurrency, queues=queues,
+                            burst=options["burst"], time_limit=options["time_limit"],
+                            soft_time_limit=options["soft_time_limit"],
+                            max_tasks_per_child=options["max_tasks_per_child"],
+                            max_memory_per_child_kib=options["max_memory_per_child"], control=True,
+                            autoscale=autoscale, autoscale_idle_seconds=options["autoscale_idle"])
+        except ConfigurationError as exc:  # e.g. a pool whose needs are not met
+            raise CommandError(str(exc)) from None
         beat = _start_beat(options, worker)
         _install_signal_handlers(worker, beat)
         try:
