@@ -27,15 +27,13 @@ from ..exceptions import BrokerError, TaskRevoked
 from ..messages import decode
 from ..results import ResultStore
 from .asyncio_runner import PoolWithEventLoop
+from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
 from .executor import Completion, Executor
 from .pools import Pool, make_pool
 
 logger = logging.getLogger("djtasks.worker")
 
-#: Autoscale: seconds between two steps, and idle seconds before a slot is removed.
-AUTOSCALE_STEP_SECONDS = 1.0
-AUTOSCALE_IDLE_SECONDS = 10.0
 #: Seconds between two runs of the ``KEEP_RESULTS_DAYS`` clean-up in each worker.
 CLEANUP_INTERVAL_SECONDS = 3600
 #: Seconds to wait before the next loop after the database or broker failed.
@@ -67,7 +65,7 @@ class Worker:
                  time_limit: float | None = None, soft_time_limit: float | None = None,
                  max_tasks_per_child: int | None = None, max_memory_per_child_kib: int | None = None,
                  control: bool = False, autoscale: tuple[int, int] | None = None,
-                 autoscale_idle_seconds: float = AUTOSCALE_IDLE_SECONDS) -> None:
+                 autoscale_idle_seconds: float = IDLE_SECONDS) -> None:
         self.backend = backend
         self.broker: Broker = backend.broker
         self.results: ResultStore = backend.results
@@ -79,11 +77,10 @@ class Worker:
         #: Join the control plane (registry, remote commands, revocations).
         self.control = control
         #: (most, fewest) slots: grow while tasks wait, shrink after idle time.
-        self.autoscale = autoscale
-        self.autoscale_idle_seconds = autoscale_idle_seconds
+        self._autoscale_bounds = autoscale
+        self._autoscale_idle_seconds = autoscale_idle_seconds
+        self._autoscaler: Autoscaler | None = None
         self._saturated = False  # the last fetch took all it could: more may wait
-        self._idle_since: float | None = None
-        self._next_scale = 0.0
         self.started_at = timezone.now()
         self._revoked: set[str] = set()
         #: What "now" is when deciding which messages are due (tests may look ahead).
@@ -105,7 +102,9 @@ class Worker:
         self.pool: Pool = make_pool(pool, executor, self._on_done, concurrency,
                                     max_tasks_per_child=max_tasks_per_child,
                                     max_memory_per_child_kib=max_memory_per_child_kib)
-        self.pool = PoolWithEventLoop(self.pool)  # async def tasks: on an event loop beside the pool (issue 5)
+        self.pool = PoolWithEventLoop(self.pool)  # async def tasks: on an event loop beside the pool
+        if self._autoscale_bounds is not None:
+            self._autoscaler = Autoscaler(self.pool, *self._autoscale_bounds, self._autoscale_idle_seconds)
         # Outcomes and acks then commit together, and with the next claim.
         self._shares_database = self.broker.database_alias == self.results.alias
 
@@ -163,7 +162,8 @@ class Worker:
                     self._wait(0.1)
                     continue
                 worked = self._cycle(take_work=True)
-                self._autoscale()
+                if self._autoscaler is not None:
+                    self._autoscaler.step(saturated=self._saturated, holding=bool(self._in_flight))
                 if failures:
                     logger.warning("the worker loop works again after %d failed attempt(s)", failures)
                     failures = 0
@@ -239,22 +239,6 @@ class Worker:
                                        lease_seconds=self.config.lease_seconds, now=self.clock())
         self._saturated = len(deliveries) >= limit
         return deliveries
-
-    def _autoscale(self) -> None:
-        """Grow by one slot a second while tasks wait; shrink by one after each idle period."""
-        now = time.monotonic()
-        if self.autoscale is None or now < self._next_scale:
-            return
-        self._next_scale = now + AUTOSCALE_STEP_SECONDS
-        most, fewest = self.autoscale
-        free = self.pool.free_slots()
-        idle = free >= self.pool.concurrency and not self._in_flight
-        self._idle_since = (self._idle_since or now) if idle else None
-        if free <= 0 and self._saturated and self.pool.concurrency < most:
-            logger.info("autoscale: tasks are waiting; %d slots", self.pool.resize(1))
-        elif (idle and self.pool.concurrency > fewest and now - self._idle_since >= self.autoscale_idle_seconds):
-            self._idle_since = now
-            logger.info("autoscale: idle; %d slots", self.pool.resize(-1))
 
     # -- revocations and inspection (called from the control thread) -------
 
