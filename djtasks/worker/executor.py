@@ -240,7 +240,7 @@ class Executor:
 
         return write
 
-    # -- async def tasks (issue 5): the same steps, the call awaited on the worker's event loop ----------
+    # -- async def tasks: the same steps, the call awaited on the worker's event loop ----------
 
     async def arun(self, delivery: Delivery, *, run_sync: RunSync | None = None) -> Completion:
         """Run a delivery of an ``async def`` task on the running event loop: the twin of ``__call__``.
