@@ -80,6 +80,7 @@ class DjTasksBackend(BaseTaskBackend):
     def enqueue_many(self, task: DjTask, calls: Sequence[Call]) -> list[DjTaskResult]:
         """Enqueue many calls of ``task`` in one write."""
         now = timezone.now()
+        self.validate_task(task)  # once for the batch: the calls differ in arguments only
         outgoing = [self._outgoing(task, args, kwargs, now) for args, kwargs in calls]
         if not outgoing:
             return []
@@ -102,7 +103,7 @@ class DjTasksBackend(BaseTaskBackend):
 
     def _outgoing(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any],
                   now: dt.datetime) -> brokers.OutgoingMessage:
-        dumped_args, dumped_kwargs = self.validate_call(task, args, kwargs)
+        dumped_args, dumped_kwargs = messages.dump_arguments(task.module_path, args, kwargs)
         eta = _moment(task.run_after, now)
         envelope = messages.Envelope(
             id=str(uuid.uuid4()), task=task.module_path, backend=self.alias, queue=task.queue_name,
