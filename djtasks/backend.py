@@ -87,16 +87,28 @@ class DjTasksBackend(BaseTaskBackend):
         if self.broker.creates_result_rows or getattr(task, "ignore_result", False):
             self.broker.enqueue(outgoing)
         else:
-            # Rows first, in a transaction that a broker failure rolls back:
-            # no READY row is left for a message that was never queued.
-            with self.results.atomic():
-                self.results.create_pending([m.envelope for m in outgoing], now)
-                self.broker.enqueue(outgoing)
+            self._enqueue_with_rows(outgoing, now)
         results = [self._pending_result(task, message, args, kwargs, now)
                    for message, (args, kwargs) in zip(outgoing, calls, strict=True)]
         for result in results:
             task_enqueued.send(type(self), task_result=result)
         return results
+
+    def _enqueue_with_rows(self, outgoing: list[brokers.OutgoingMessage], now: dt.datetime) -> None:
+        """Result rows first, committed, then the messages (a broker other than the ORM one).
+
+        A worker must find the row of any message it receives, so the rows
+        commit before the messages leave. If the broker refuses them, the rows
+        are removed again: no READY row is left for a message never queued.
+        Inside a transaction of the caller's, the rows commit with it while
+        the messages leave at once: use ``enqueue_on_commit`` there.
+        """
+        self.results.create_pending([m.envelope for m in outgoing], now)
+        try:
+            self.broker.enqueue(outgoing)
+        except DjTasksError:
+            self.results.delete([m.id for m in outgoing])
+            raise
 
     async def aenqueue(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> DjTaskResult:
         return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
