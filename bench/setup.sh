@@ -41,12 +41,11 @@ fi
     "psycopg[binary]>=3.2" \
     "psutil>=5.9" \
     "rich>=13"
-# djtasks itself, editable, from this checkout (with its Redis extra).
-# Skipped with a warning while the package is not there yet; re-run later.
+# djtasks itself, editable, from this checkout (with its Redis extra); done on
+# every run so that new dependencies of djtasks are picked up. Skipped with a
+# warning while the package is not there yet.
 if [ -f "$ROOT_DIR/djtasks/__init__.py" ]; then
-    if ! "$VENV/bin/python" -c 'import djtasks' >/dev/null 2>&1; then
-        "$VENV/bin/python" -m pip install --quiet -e "$ROOT_DIR[redis]"
-    fi
+    "$VENV/bin/python" -m pip install --quiet --upgrade-strategy only-if-needed -e "$ROOT_DIR[redis]"
 else
     echo "setup.sh: $ROOT_DIR/djtasks/__init__.py not found yet; djtasks not installed" >&2
 fi

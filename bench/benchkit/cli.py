@@ -9,7 +9,10 @@ import sys
 import time
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import psutil
 
 from .config import FULL, PROJECT_DIR, QUICK, RESULTS_DIR, WORKLOADS, Contestant, Sizes, select_contestants
 from .harness import Harness
@@ -30,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes and one round, for a smoke run")
     parser.add_argument("--repeat", type=int, help="rounds of every workload; figures are medians (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the databases of the last runs")
+    parser.add_argument(
+        "--render", metavar="JSON", help="print the tables (and their reStructuredText) of a saved run, run nothing"
+    )
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--redis-host", default="127.0.0.1")
@@ -52,27 +58,36 @@ def choose_workloads(spec: str) -> list[str]:
     return chosen
 
 
-def djtasks_available() -> bool:
-    """Whether djtasks imports, with Django set up, in this interpreter (in a fresh process)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchproject.settings.djtasks", "BENCH_DB": "sqlite",
-           "BENCH_DB_NAME": ":memory:"}
-    code = "; ".join(
-        (
-            "import django",
-            "django.setup()",
-            "import djtasks.backend, benchapp.tasks_djtasks",
-            "from django.core.management import get_commands",
-            "assert 'runworker' in get_commands(), 'no runworker command'",
-            "from django.db.migrations.loader import MigrationLoader",
-            "assert MigrationLoader(None).graph.leaf_nodes('djtasks'), 'djtasks has no migrations'",
-        )
-    )
+def choose_repeat(args: argparse.Namespace) -> int:
+    """Rounds of every workload: ``--repeat``, else 1 with ``--quick`` and 3 otherwise."""
+    return int(args.repeat or (1 if args.quick else 3))
+
+
+def missing_requirement(contestant: Contestant, services: Services) -> str | None:
+    """Why ``contestant`` cannot run yet (a module that fails to import, no migrations), or None.
+
+    Probed in a fresh process with the contestant's settings, so that a
+    package being written while the suite runs is seen as it is now.
+    """
+    if not contestant.requires:
+        return None
+    checks = [
+        "import django, importlib",
+        "django.setup()",
+        *(f"importlib.import_module({module!r})" for module in contestant.requires),
+        "from django.core.management import get_commands",
+        "assert 'runworker' in get_commands(), 'no runworker command'",
+        "from django.db.migrations.loader import MigrationLoader",
+        "assert MigrationLoader(None).graph.leaf_nodes('djtasks'), 'djtasks has no migrations'",
+    ]
+    env = {**Harness(contestant, services, prefix="probe").env(), "BENCH_DB": "sqlite", "BENCH_DB_NAME": ":memory:"}
     probe = subprocess.run(
-        [sys.executable, "-c", code], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", "; ".join(checks)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
+        check=False,
     )
-    if probe.returncode != 0:
-        log("djtasks probe failed: " + (probe.stderr.strip().splitlines() or ["?"])[-1])
-    return probe.returncode == 0
+    if probe.returncode == 0:
+        return None
+    return (probe.stderr.strip().splitlines() or ["probe failed"])[-1]
 
 
 def log(message: str) -> None:
@@ -80,11 +95,27 @@ def log(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
+def wait_for_quiet(threshold: float = 25.0, max_wait: float = 180.0) -> float:
+    """Wait (up to ``max_wait`` s) until the machine's CPU is under ``threshold`` % busy; return the last reading.
+
+    Nothing of this suite runs between two workloads, so what is busy then is
+    other work on the machine, which would skew the figures.
+    """
+    deadline = time.monotonic() + max_wait
+    busy = psutil.cpu_percent(interval=1.0)
+    while busy > threshold and time.monotonic() < deadline:
+        log(f"machine busy ({busy:.0f}% CPU used by other work); waiting for it to calm down")
+        busy = psutil.cpu_percent(interval=5.0)
+    return busy
+
+
 def run_workload(
     contestant: Contestant, workload: str, sizes: Sizes, services: Services, prefix: str
 ) -> dict[str, Any]:
     """Run one workload for one contestant; an exception becomes ``{"error": ...}``."""
     harness = Harness(contestant, services, prefix=prefix)
+    cpu_busy_before = wait_for_quiet()
+    load_before = os.getloadavg()[0]
     started = time.monotonic()
     try:
         figures = WORKLOAD_FUNCTIONS[workload](harness, sizes)
@@ -93,6 +124,8 @@ def run_workload(
         figures = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
         harness.cleanup()
+    figures["load1_before"] = load_before
+    figures["cpu_busy_before_percent"] = cpu_busy_before
     outcome = f"error: {figures['error'].splitlines()[0]}" if "error" in figures else "ok"
     log(f"{contestant.name}: {workload} {outcome} ({time.monotonic() - started:.1f} s)")
     return figures
@@ -133,9 +166,26 @@ def save(report: dict[str, Any], run_id: str) -> None:
     log(f"wrote {RESULTS_DIR / f'{run_id}.json'} and .rst")
 
 
+def render(path: str) -> int:
+    """Print the tables of a saved run, then the same as reStructuredText."""
+    report = json.loads(Path(path).read_text())
+    print_tables(report["results"], table_title(report))
+    print(rst_tables(report["results"]))
+    return 0
+
+
+def table_title(report: dict[str, Any]) -> str:
+    """The title of the figures table: run, machine, rounds."""
+    machine = report["machine"]
+    rounds = report["repeat"]
+    return f"run {report['run_id']}, {machine['cpus']} CPUs {machine['cpu_model']}, medians of {rounds} round(s)"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
+    if args.render:
+        return render(args.render)
     services = Services(
         pg_host=args.pg_host, pg_port=args.pg_port, redis_host=args.redis_host, redis_port=args.redis_port
     )
@@ -144,29 +194,31 @@ def main(argv: list[str] | None = None) -> int:
     workloads = choose_workloads(args.workloads)
     sizes = choose_sizes(args)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    has_djtasks = djtasks_available()
-    if not has_djtasks:
-        log("djtasks is not importable (import djtasks.backend failed): its rows are 'pending'")
-    runnable = [c for c in contestants if has_djtasks or not c.is_djtasks]
+    pending: dict[str, Result] = {}
+    for contestant in contestants:
+        reason = missing_requirement(contestant, services)
+        if reason is not None:
+            log(f"{contestant.name} is pending: {reason}")
+            pending[contestant.name] = {"status": "pending", "reason": reason, "worker": contestant.worker_desc}
+    runnable = [c for c in contestants if c.name not in pending]
+    if os.getloadavg()[0] > 0.5:
+        log(f"warning: load average {os.getloadavg()[0]:.2f} before the run; other work skews the figures")
     try:
-        ran = run_rounds(runnable, workloads, sizes, services, run_id, args.repeat or (1 if args.quick else 3))
+        ran = run_rounds(runnable, workloads, sizes, services, run_id, choose_repeat(args))
     finally:
         if not args.keep:
             drop_databases(contestants, services)
-    pending: Result = {"status": "pending", "rounds": []}
-    results = {c.name: ran.get(c.name) or {**pending, "worker": c.worker_desc} for c in contestants}
+    results = {c.name: ran.get(c.name) or pending[c.name] for c in contestants}
     report: dict[str, Any] = {
         "run_id": run_id,
         "machine": describe(services),
         "sizes": dataclasses.asdict(sizes),
         "workloads": workloads,
-        "repeat": args.repeat or (1 if args.quick else 3),
+        "repeat": choose_repeat(args),
         "results": results,
         "summary": summary_json(results),
         "ratios": ratios_json(results),
     }
     save(report, run_id)
-    machine = report["machine"]
-    title = f"run {run_id}, {machine['cpus']} CPUs {machine['cpu_model']}, medians of {report['repeat']} round(s)"
-    print_tables(results, title)
+    print_tables(results, table_title(report))
     return 0

@@ -13,10 +13,28 @@ REDIS_DB_DJTASKS_BROKER = 11
 REDIS_DB_CELERY_BROKER = 12
 REDIS_DB_BOOKKEEPING = 13
 
-#: How often django-tasks-db's db_worker polls an empty queue (its default is 1 s).
-DTDB_INTERVAL = "0.1"
+#: Seconds between polls of an idle database worker, the same for djtasks
+#: (OPTIONS["POLL_INTERVAL"], default 0.5) and django-tasks-db
+#: (db_worker --interval, default 1).
+POLL_INTERVAL = "0.1"
 
 WORKLOADS = ("drain", "enqueue", "latency")
+
+
+@dataclass(frozen=True)
+class ResultTable:
+    """Where a contestant stores its results, and its final states (read with plain SQL)."""
+
+    table: str
+    finished_states: tuple[str, ...]
+
+
+#: Result tables by contestant family (the models' default table names).
+RESULT_TABLES = {
+    "djtasks": ResultTable("djtasks_taskrecord", ("SUCCESSFUL", "FAILED")),
+    "dtdb": ResultTable("django_tasks_database_dbtaskresult", ("SUCCESSFUL", "FAILED")),
+    "celery": ResultTable("django_celery_results_taskresult", ("SUCCESS", "FAILURE")),
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,9 @@ class Contestant:
     bulk: bool = False
     #: djtasks contestants this peer is compared with (ratio djtasks / peer).
     compare_with: tuple[str, ...] = field(default=())
+    #: Modules that must import (after ``django.setup()``) for this contestant to run;
+    #: while one does not, the contestant is reported as "pending".
+    requires: tuple[str, ...] = field(default=())
 
     @property
     def is_djtasks(self) -> bool:
@@ -62,14 +83,14 @@ class Contestant:
         return self.family == "djtasks"
 
 
-def _djtasks_worker() -> tuple[tuple[str, ...], ...]:
-    return (("manage.py", "runworker", "--pool", "threads", "-c", "4", "-Q", "default", "-l", "warning"),)
+def _djtasks_worker(pool: str = "threads", concurrency: int = 4) -> tuple[tuple[str, ...], ...]:
+    return (("manage.py", "runworker", "--pool", pool, "-c", str(concurrency), "-Q", "default", "-l", "warning"),)
 
 
 def _dtdb_workers(count: int) -> tuple[tuple[str, ...], ...]:
     return tuple(
         (
-            "manage.py", "db_worker", "--queue-name", "default", "--interval", DTDB_INTERVAL,
+            "manage.py", "db_worker", "--queue-name", "default", "--interval", POLL_INTERVAL,
             "--no-startup-delay", "--no-reload", "--worker-id", f"bench-{index}", "-v", "0",
         )
         for index in range(count)
@@ -86,27 +107,38 @@ def _celery_worker(pool: str, concurrency: int) -> tuple[tuple[str, ...], ...]:
 
 
 DJTASKS_WORKER_DESC = "1 process, runworker --pool threads -c 4"
+DJTASKS_REQUIRES = ("djtasks.backend", "benchapp.tasks_djtasks")
 
 CONTESTANTS: tuple[Contestant, ...] = (
-    Contestant("djtasks-pg", "djtasks", "postgres", "bench_djtasks", _djtasks_worker(), DJTASKS_WORKER_DESC, bulk=True),
-    Contestant("djtasks-sqlite", "djtasks", "sqlite", "", _djtasks_worker(), DJTASKS_WORKER_DESC, bulk=True),
+    Contestant(
+        "djtasks-pg", "djtasks", "postgres", "bench_djtasks", _djtasks_worker(), DJTASKS_WORKER_DESC,
+        bulk=True, requires=DJTASKS_REQUIRES,
+    ),
+    Contestant(
+        "djtasks-sqlite", "djtasks", "sqlite", "", _djtasks_worker(), DJTASKS_WORKER_DESC,
+        bulk=True, requires=DJTASKS_REQUIRES,
+    ),
+    Contestant(
+        "djtasks-pg-prefork", "djtasks", "postgres", "bench_djtasks", _djtasks_worker("prefork", 2),
+        "runworker --pool prefork -c 2 (3 processes)", bulk=True, requires=DJTASKS_REQUIRES,
+    ),
     Contestant(
         "djtasks-redis", "djtasks", "postgres", "bench_djtasks_redis", _djtasks_worker(),
         DJTASKS_WORKER_DESC + ", Redis broker",
-        redis_broker_db=REDIS_DB_DJTASKS_BROKER, bulk=True,
+        redis_broker_db=REDIS_DB_DJTASKS_BROKER, bulk=True, requires=(*DJTASKS_REQUIRES, "djtasks.brokers.redis"),
     ),
     Contestant(
         "dtdb-pg", "dtdb", "postgres", "bench_dtdb", _dtdb_workers(2),
-        f"2 processes, db_worker --interval {DTDB_INTERVAL}", compare_with=("djtasks-pg",),
+        f"2 processes, db_worker --interval {POLL_INTERVAL}", compare_with=("djtasks-pg",),
     ),
     Contestant(
         "dtdb-sqlite", "dtdb", "sqlite", "", _dtdb_workers(2),
-        f"2 processes, db_worker --interval {DTDB_INTERVAL}", compare_with=("djtasks-sqlite",),
+        f"2 processes, db_worker --interval {POLL_INTERVAL}", compare_with=("djtasks-sqlite",),
     ),
     Contestant(
         "celery-prefork", "celery", "postgres", "bench_celery", _celery_worker("prefork", 2),
         "celery worker -P prefork -c 2 (3 processes)", redis_broker_db=REDIS_DB_CELERY_BROKER,
-        compare_with=("djtasks-pg", "djtasks-redis"),
+        compare_with=("djtasks-pg", "djtasks-pg-prefork", "djtasks-redis"),
     ),
     Contestant(
         "celery-threads", "celery", "postgres", "bench_celery", _celery_worker("threads", 4),
@@ -121,8 +153,13 @@ def select_contestants(only: str | None) -> list[Contestant]:
     if not only:
         return list(CONTESTANTS)
     wanted = [part.strip() for part in only.split(",") if part.strip()]
-    chosen = [c for c in CONTESTANTS if any(c.name == w or c.name.startswith(w) for w in wanted)]
+    names = {c.name for c in CONTESTANTS}
+
+    def matches(name: str, want: str) -> bool:
+        # An exact name means that contestant only; anything else is a prefix.
+        return name == want if want in names else name.startswith(want)
+
+    chosen = [c for c in CONTESTANTS if any(matches(c.name, w) for w in wanted)]
     if not chosen:
-        names = ", ".join(c.name for c in CONTESTANTS)
-        raise SystemExit(f"--only {only!r} matches no contestant (known: {names})")
+        raise SystemExit(f"--only {only!r} matches no contestant (known: {', '.join(sorted(names))})")
     return chosen

@@ -3,9 +3,11 @@
 import importlib.metadata
 import os
 import platform
+import subprocess
 from pathlib import Path
 from typing import Any
 
+from .config import BENCH_DIR
 from .services import Services
 
 PACKAGES = ("Django", "djtasks", "django-tasks-db", "celery", "django-celery-results", "kombu", "redis", "psycopg")
@@ -44,6 +46,18 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def djtasks_revision() -> str:
+    """The git commit of the checkout's ``djtasks/``, with ``+dirty`` if it has uncommitted changes."""
+    root = BENCH_DIR.parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--", "djtasks") else "")
+
+
 def describe(services: Services) -> dict[str, Any]:
     """Everything about the machine worth printing beside the figures."""
     return {
@@ -54,5 +68,7 @@ def describe(services: Services) -> dict[str, Any]:
         "python": platform.python_version(),
         "postgresql": services.pg_version(),
         "redis": services.redis_version(),
+        "load_average": os.getloadavg(),
         "packages": package_versions(),
+        "djtasks_revision": djtasks_revision(),
     }

@@ -86,7 +86,7 @@ def summary_json(results: dict[str, Result]) -> dict[str, dict[str, Any]]:
 def format_cell(value: float | str | None, digits: int) -> str:
     """Render a figure for a table cell."""
     if value is None:
-        return "-"
+        return "n/a"
     if isinstance(value, str):
         return value
     return f"{value:,.{digits}f}"
@@ -111,7 +111,16 @@ def ratio_cell(mine: float | str | None, theirs: float | str | None) -> str:
     for marker in ("pending", "error"):
         if marker in (mine, theirs):
             return marker
-    return "-"
+    return "n/a"
+
+
+def figure_cell(result: Result, metric: Metric) -> str:
+    """A figure, marked with ``*`` when some rounds failed (the median is of those that completed)."""
+    cell = format_cell(metric_value(result, metric), metric.digits)
+    values, errors = round_values(result, metric)
+    if values and errors:
+        cell += f" * ({len(values)}/{len(values) + errors} rounds)"
+    return cell
 
 
 def figure_rows(results: dict[str, Result]) -> tuple[list[str], list[list[str]]]:
@@ -122,9 +131,15 @@ def figure_rows(results: dict[str, Result]) -> tuple[list[str], list[list[str]]]
         result = results.get(contestant.name)
         if result is None:
             continue
-        cells = [format_cell(metric_value(result, m), m.digits) for m in METRICS]
+        cells = [figure_cell(result, m) for m in METRICS]
         rows.append([contestant.name, contestant.worker_desc, *cells])
     return header, rows
+
+
+def partial(result: Result, metric: Metric) -> bool:
+    """Whether some rounds of ``metric`` failed while others completed."""
+    values, errors = round_values(result, metric)
+    return bool(values and errors)
 
 
 def ratio_rows(results: dict[str, Result]) -> tuple[list[str], list[list[str]]]:
@@ -134,7 +149,9 @@ def ratio_rows(results: dict[str, Result]) -> tuple[list[str], list[list[str]]]:
     rows = []
     for djtasks, peer in ratio_pairs(results):
         cells = [
-            ratio_cell(metric_value(results[djtasks.name], m), metric_value(results[peer.name], m)) for m in metrics
+            ratio_cell(metric_value(results[djtasks.name], m), metric_value(results[peer.name], m))
+            + (" *" if partial(results[djtasks.name], m) or partial(results[peer.name], m) else "")
+            for m in metrics
         ]
         rows.append([f"{djtasks.name} / {peer.name}", *cells])
     return header, rows
@@ -148,7 +165,8 @@ def ratios_json(results: dict[str, Result]) -> list[dict[str, str]]:
 
 RATIO_NOTE = (
     "ratio = djtasks / peer. drain, enqueue: above 1 means djtasks is faster. "
-    "p50, p95, p99 (latency) and RSS (memory): below 1 means djtasks is lower, i.e. better."
+    "p50, p95, p99 (latency) and RSS (memory): below 1 means djtasks is lower, i.e. better. "
+    "* = some rounds failed; the figure is the median of the rounds that completed (errors in the JSON)."
 )
 
 

@@ -21,17 +21,12 @@ from .stats import percentile, rate_between
 from .workers import BenchError, WorkerGroup, wait_until
 
 
-def wait_for_results(harness: Harness, expected: int, workers: WorkerGroup, timeout: float = 180) -> dict[str, int]:
-    """Poll the result rows until ``expected`` succeeded ones are stored; return the counts."""
-    counts: dict[str, int] = {}
-
-    def stored() -> bool:
-        counts.update(harness.results())
-        return counts.get("succeeded", 0) + counts.get("failed", 0) >= expected
-
-    wait_until(stored, timeout, f"{expected} stored results", workers, poll=0.5)
-    if counts.get("failed"):
-        raise BenchError(f"{counts['failed']} tasks FAILED: {counts}")
+def wait_for_results(harness: Harness, expected: int, workers: WorkerGroup, timeout: float = 60) -> dict[str, int]:
+    """Wait until ``expected`` result rows are final; return the counts by state (all must have succeeded)."""
+    wait_until(lambda: harness.finished_rows() >= expected, timeout, f"{expected} stored results", workers)
+    counts = harness.results()
+    if counts.get("failed") or counts.get("succeeded", 0) < expected:
+        raise BenchError(f"expected {expected} succeeded results, found {counts}")
     return counts
 
 
@@ -50,6 +45,7 @@ def drain(harness: Harness, sizes: Sizes) -> dict[str, Any]:
         wait_until(
             lambda: harness.count("drain") >= total, max(300.0, total / 10), f"{total} drain tasks", workers, 0.05
         )
+        stored_at = wait_until(lambda: harness.finished_rows() >= total, 60, "all results stored", workers)
         results = wait_for_results(harness, total, workers)
     finally:
         workers.stop()
@@ -60,6 +56,8 @@ def drain(harness: Harness, sizes: Sizes) -> dict[str, Any]:
         "tasks_per_s": rate_between(starts),
         "first_start_after_spawn_s": min(starts) - workers.started_at,
         "span_s": max(starts) - min(starts),
+        "all_stored_after_last_start_s": stored_at - max(starts),
+        "stored_tasks_per_s": (total - 1) / (stored_at - min(starts)),
         "results": results,
     }
 

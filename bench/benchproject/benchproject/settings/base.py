@@ -15,6 +15,9 @@ Everything that varies between runs comes from environment variables, set by
     The per-run prefix of the bookkeeping keys.
 ``BENCH_BROKER_URL``
     The broker of the contestant, where it has one (Celery, djtasks).
+``BENCH_POLL_INTERVAL``
+    Seconds between polls of an idle database worker (djtasks and
+    django-tasks-db get the same; default 0.1).
 """
 
 import os
@@ -30,6 +33,7 @@ INSTALLED_APPS: list[str] = ["benchapp"]
 BENCH_REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
 BENCH_PREFIX = os.environ.get("BENCH_PREFIX", "bench:manual")
 BENCH_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "")
+BENCH_POLL_INTERVAL = float(os.environ.get("BENCH_POLL_INTERVAL", "0.1"))
 
 
 def _database() -> dict[str, object]:

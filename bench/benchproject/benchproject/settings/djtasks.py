@@ -1,7 +1,7 @@
 """Contestant: djtasks (ORM broker on ``default``, or Redis via ``BENCH_BROKER_URL``)."""
 
 from .base import *  # noqa: F403
-from .base import BENCH_BROKER_URL, INSTALLED_APPS
+from .base import BENCH_BROKER_URL, BENCH_POLL_INTERVAL, INSTALLED_APPS
 
 BENCH_CONTESTANT = "djtasks"
 BENCH_TASKS_MODULE = "benchapp.tasks_djtasks"
@@ -11,6 +11,10 @@ TASKS = {
     "default": {
         "BACKEND": "djtasks.backend.DjTasksBackend",
         "QUEUES": [],
-        "OPTIONS": {"BROKER_URL": BENCH_BROKER_URL or "django://default"},
+        "OPTIONS": {
+            "BROKER_URL": BENCH_BROKER_URL or "django://default",
+            # The same idle poll interval as django-tasks-db's db_worker --interval.
+            "POLL_INTERVAL": BENCH_POLL_INTERVAL,
+        },
     }
 }
