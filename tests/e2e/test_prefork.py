@@ -69,3 +69,21 @@ def test_children_are_recycled_when_their_memory_grows(sqlite_db: E2EDatabase, w
     enqueue(sqlite_db, [call("allocate", key, 64) for key in keys])
     wait_until(lambda: len(sqlite_db.runs()) == 4, timeout=30, what="all four tasks")
     assert len({pid for _, pid in sqlite_db.runs()}) >= 2
+
+
+def test_children_die_with_a_killed_supervisor(sqlite_db: E2EDatabase, workers: Workers) -> None:
+    worker = workers.start(sqlite_db, "prefork", "--pool", "prefork", "-c", "2")
+    [task] = enqueue(sqlite_db, [call("report_pid_then_sleep", "orphan", 30)])
+    child_pid = wait_until(lambda: sqlite_db.runs("orphan-started"), timeout=30, what="the task to start")[0][1]
+    worker.kill()
+
+    def gone() -> bool:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{child_pid}/stat") as stat:  # a zombie waiting for its reaper is gone too
+            return stat.read().split()[2] == "Z"
+
+    wait_until(gone, timeout=10, what="the child to die with its supervisor")
+    assert sqlite_db.runs("orphan") == []

@@ -14,6 +14,8 @@ ends as the task's retry policy says, with ``WorkerLostError`` or
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -33,6 +35,8 @@ from .base import Pool
 
 logger = logging.getLogger("djtasks.worker")
 
+#: prctl(2) option: the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 #: Seconds between checks of the children for hard time limits.
 WATCH_INTERVAL_SECONDS = 0.1
 _FORK = multiprocessing.get_context("fork")
@@ -250,6 +254,7 @@ def _child_main(conn: Connection, execute, max_tasks: int | None, max_memory_kib
     """A child's loop: run deliveries until told to stop, or until it should be recycled."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when children stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
     done = 0
     while True:
         try:
@@ -267,6 +272,22 @@ def _child_main(conn: Connection, execute, max_tasks: int | None, max_memory_kib
         if recycle:
             connections.close_all()
             os._exit(0)
+
+
+def _die_with_parent() -> None:
+    """Let the kernel kill this child when the supervisor dies (Linux), even if SIGKILLed.
+
+    Without it, a child keeps running: its siblings hold copies of its pipe, so it
+    would never see the supervisor go. Its task comes back through its lease.
+    """
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return  # not Linux: the child ends when its pipe closes
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        os._exit(1)
 
 
 def _rss_kib() -> int:
