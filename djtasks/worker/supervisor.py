@@ -279,6 +279,9 @@ class Worker:
         for delivery in deliveries:
             self.pool.submit(delivery)
         if mark and not self.pool.runs_inline:
+            # Yield the GIL first, so the pool's threads start their tasks
+            # before this thread builds the start mark's query.
+            time.sleep(0)
             self._mark_started(deliveries)
 
     def _within_rate_limits(self, deliveries: list[Delivery]) -> list[Delivery]:
