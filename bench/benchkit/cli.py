@@ -75,11 +75,14 @@ def missing_requirement(contestant: Contestant, services: Services) -> str | Non
         "import django, importlib",
         "django.setup()",
         *(f"importlib.import_module({module!r})" for module in contestant.requires),
-        "from django.core.management import get_commands",
-        "assert 'runworker' in get_commands(), 'no runworker command'",
-        "from django.db.migrations.loader import MigrationLoader",
-        "assert MigrationLoader(None).graph.leaf_nodes('djtasks'), 'djtasks has no migrations'",
     ]
+    if contestant.is_djtasks:
+        checks += [
+            "from django.core.management import get_commands",
+            "assert 'runworker' in get_commands(), 'no runworker command'",
+            "from django.db.migrations.loader import MigrationLoader",
+            "assert MigrationLoader(None).graph.leaf_nodes('djtasks'), 'djtasks has no migrations'",
+        ]
     env = {**Harness(contestant, services, prefix="probe").env(), "BENCH_DB": "sqlite", "BENCH_DB_NAME": ":memory:"}
     probe = subprocess.run(
         [sys.executable, "-c", "; ".join(checks)], cwd=PROJECT_DIR, env=env, capture_output=True, text=True,
@@ -142,6 +145,8 @@ def run_rounds(
     for round_index in range(repeat):
         for workload in workloads:
             for contestant in contestants:
+                if workload not in contestant.workloads:
+                    continue
                 log(f"round {round_index + 1}/{repeat}: {contestant.name}: {workload} ...")
                 prefix = f"bench:{run_id}:{round_index}:{contestant.name}:{workload}"
                 figures = run_workload(contestant, workload, sizes, services, prefix)

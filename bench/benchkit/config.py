@@ -12,13 +12,16 @@ RESULTS_DIR = BENCH_DIR / "results"
 REDIS_DB_DJTASKS_BROKER = 11
 REDIS_DB_CELERY_BROKER = 12
 REDIS_DB_BOOKKEEPING = 13
+REDIS_DB_DRAMATIQ_BROKER = 14
 
 #: Seconds between polls of an idle database worker, the same for djtasks
 #: (OPTIONS["POLL_INTERVAL"], default 0.5) and django-tasks-db
 #: (db_worker --interval, default 1).
 POLL_INTERVAL = "0.1"
 
-WORKLOADS = ("drain", "enqueue", "latency")
+WORKLOADS = ("drain", "enqueue", "latency", "drain-nores")
+#: What a contestant runs unless it says otherwise (``drain-nores`` is opt-in).
+DEFAULT_WORKLOADS = ("drain", "enqueue", "latency")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ RESULT_TABLES = {
     "dtdb": ResultTable("django_tasks_database_dbtaskresult", ("SUCCESSFUL", "FAILED")),
     "celery": ResultTable("django_celery_results_taskresult", ("SUCCESS", "FAILURE")),
 }
+#: Families whose workers run from their own command line (not ``manage.py``); no result table.
+NO_RESULT_FAMILIES = ("dramatiq",)
 
 
 @dataclass(frozen=True)
@@ -48,10 +53,12 @@ class Sizes:
     latency: int = 500
     latency_interval: float = 0.02
     warmup: int = 50
+    #: Fire-and-forget tasks of the ``drain-nores`` workload.
+    drain_nores: int = 10000
 
 
 FULL = Sizes()
-QUICK = Sizes(drain=300, enqueue_one=300, enqueue_many=1000, enqueue_many_batch=500, latency=100, warmup=20)
+QUICK = Sizes(drain=300, enqueue_one=300, enqueue_many=1000, enqueue_many_batch=500, latency=100, warmup=20, drain_nores=1000)
 
 
 @dataclass(frozen=True)
@@ -60,7 +67,7 @@ class Contestant:
 
     ``workers`` holds one command per worker process; a command starting with
     ``manage.py`` runs through the bench project's ``manage.py``, one starting
-    with ``celery`` through the venv's ``celery`` script.
+    with ``celery`` or ``dramatiq`` through the venv's script of that name.
     """
 
     name: str
@@ -76,6 +83,8 @@ class Contestant:
     #: Modules that must import (after ``django.setup()``) for this contestant to run;
     #: while one does not, the contestant is reported as "pending".
     requires: tuple[str, ...] = field(default=())
+    #: The workloads this contestant runs (the others are skipped for it).
+    workloads: tuple[str, ...] = DEFAULT_WORKLOADS
 
     @property
     def is_djtasks(self) -> bool:
@@ -106,6 +115,15 @@ def _celery_worker(pool: str, concurrency: int) -> tuple[tuple[str, ...], ...]:
     )
 
 
+def _dramatiq_worker(processes: int, threads: int) -> tuple[tuple[str, ...], ...]:
+    return (
+        (
+            "dramatiq", "benchapp.tasks_dramatiq", "--path", ".", "--processes", str(processes),
+            "--threads", str(threads), "--queues", "default",
+        ),
+    )
+
+
 DJTASKS_WORKER_DESC = "1 process, runworker --pool threads -c 4"
 DJTASKS_REQUIRES = ("djtasks.backend", "benchapp.tasks_djtasks")
 
@@ -126,6 +144,13 @@ CONTESTANTS: tuple[Contestant, ...] = (
         "djtasks-redis", "djtasks", "postgres", "bench_djtasks_redis", _djtasks_worker(),
         DJTASKS_WORKER_DESC + ", Redis broker",
         redis_broker_db=REDIS_DB_DJTASKS_BROKER, bulk=True, requires=(*DJTASKS_REQUIRES, "djtasks.brokers.redis"),
+        workloads=(*DEFAULT_WORKLOADS, "drain-nores"),
+    ),
+    Contestant(
+        "djtasks-redis-prefork", "djtasks", "postgres", "bench_djtasks_redis", _djtasks_worker("prefork", 2),
+        "runworker --pool prefork -c 2 (3 processes), Redis broker",
+        redis_broker_db=REDIS_DB_DJTASKS_BROKER, bulk=True, requires=(*DJTASKS_REQUIRES, "djtasks.brokers.redis"),
+        workloads=("drain-nores",),
     ),
     Contestant(
         "dtdb-pg", "dtdb", "postgres", "bench_dtdb", _dtdb_workers(2),
@@ -138,12 +163,19 @@ CONTESTANTS: tuple[Contestant, ...] = (
     Contestant(
         "celery-prefork", "celery", "postgres", "bench_celery", _celery_worker("prefork", 2),
         "celery worker -P prefork -c 2 (3 processes)", redis_broker_db=REDIS_DB_CELERY_BROKER,
-        compare_with=("djtasks-pg", "djtasks-pg-prefork", "djtasks-redis"),
+        compare_with=("djtasks-pg", "djtasks-pg-prefork", "djtasks-redis", "djtasks-redis-prefork"),
+        workloads=(*DEFAULT_WORKLOADS, "drain-nores"),
     ),
     Contestant(
         "celery-threads", "celery", "postgres", "bench_celery", _celery_worker("threads", 4),
         "celery worker -P threads -c 4 (1 process)", redis_broker_db=REDIS_DB_CELERY_BROKER,
         compare_with=("djtasks-pg", "djtasks-redis"),
+    ),
+    Contestant(
+        "dramatiq", "dramatiq", "postgres", "bench_dramatiq", _dramatiq_worker(2, 8),
+        "dramatiq --processes 2 --threads 8 (3 processes), no results", redis_broker_db=REDIS_DB_DRAMATIQ_BROKER,
+        compare_with=("djtasks-redis", "djtasks-redis-prefork"), requires=("dramatiq", "benchapp.tasks_dramatiq"),
+        workloads=("drain-nores",),
     ),
 )
 

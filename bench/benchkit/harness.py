@@ -69,8 +69,8 @@ class Harness:
         head, *rest = command
         if head == "manage.py":
             return [sys.executable, "manage.py", *rest]
-        if head == "celery":
-            return [str(Path(sys.executable).with_name("celery")), *rest]
+        if head in ("celery", "dramatiq"):
+            return [str(Path(sys.executable).with_name(head)), *rest]
         raise ValueError(f"unknown command head {head!r}")
 
     def manage(self, *args: str, timeout: float = 600) -> str:

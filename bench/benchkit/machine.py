@@ -10,7 +10,7 @@ from typing import Any
 from .config import BENCH_DIR
 from .services import Services
 
-PACKAGES = ("Django", "djtasks", "django-tasks-db", "celery", "django-celery-results", "kombu", "redis", "psycopg")
+PACKAGES = ("Django", "djtasks", "django-tasks-db", "celery", "django-celery-results", "kombu", "dramatiq", "redis", "psycopg")
 
 
 def cpu_model() -> str:

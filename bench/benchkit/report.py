@@ -33,6 +33,14 @@ METRICS: tuple[Metric, ...] = (
     Metric("latency p95 ms", "p95", "latency", lambda f: f.get("p95_ms"), "lower", 1),
     Metric("latency p99 ms", "p99", "latency", lambda f: f.get("p99_ms"), "lower", 1),
     Metric("idle RSS MiB", "RSS", "latency", lambda f: (f.get("memory_idle") or {}).get("rss_mib"), "lower", 1),
+    Metric("drain-nores tasks/s", "drain-nores", "drain-nores", lambda f: f.get("tasks_per_s"), "higher"),
+    Metric(
+        "drain-nores enqueue tasks/s", "nores-enqueue", "drain-nores", lambda f: f.get("enqueue_tasks_per_s"), "higher"
+    ),
+    Metric(
+        "drain-nores Redis cmds/task", "cmds/task", "drain-nores", lambda f: f.get("redis_commands_per_task"),
+        "lower", 2,
+    ),
 )
 
 
@@ -164,8 +172,8 @@ def ratios_json(results: dict[str, Result]) -> list[dict[str, str]]:
 
 
 RATIO_NOTE = (
-    "ratio = djtasks / peer. drain, enqueue: above 1 means djtasks is faster. "
-    "p50, p95, p99 (latency) and RSS (memory): below 1 means djtasks is lower, i.e. better. "
+    "ratio = djtasks / peer. drain, enqueue, drain-nores, nores-enqueue: above 1 means djtasks is faster. "
+    "p50, p95, p99 (latency), RSS (memory) and cmds/task (Redis commands): below 1 means djtasks is lower, i.e. better. "
     "* = some rounds failed; the figure is the median of the rounds that completed (errors in the JSON)."
 )
 

@@ -11,11 +11,19 @@
     An idle worker, warmed up with a few tasks; its memory is read (RSS of
     all its processes), then tasks are enqueued at a fixed pace, each
     carrying its enqueue wall time, and each records ``start - enqueued``.
+``drain-nores``
+    ``drain`` with fire-and-forget tasks (``ignore_result=True``; Dramatiq
+    keeps no results anyway): N tasks enqueued one call each, then the
+    worker(s) started; throughput between the first and the last task's
+    bookkeeping ``RPUSH`` (the task's only work). Also the Redis commands per
+    task, from ``INFO commandstats`` before and after the enqueue and the drain.
 """
+
+import time
 
 from typing import Any
 
-from .config import Sizes
+from .config import REDIS_DB_BOOKKEEPING, Sizes
 from .harness import Harness
 from .stats import percentile, rate_between
 from .workers import BenchError, WorkerGroup, wait_until
@@ -112,4 +120,65 @@ def latency(harness: Harness, sizes: Sizes) -> dict[str, Any]:
     }
 
 
-WORKLOAD_FUNCTIONS = {"drain": drain, "enqueue": enqueue, "latency": latency}
+def command_calls(harness: Harness) -> dict[str, int]:
+    """Calls per command since the Redis server started (``INFO commandstats``; the whole server)."""
+    stats = harness.services.redis(REDIS_DB_BOOKKEEPING).info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(values["calls"]) for name, values in stats.items()}
+
+
+def calls_between(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """The commands called between two readings of :func:`command_calls`, by command."""
+    delta = {name: after.get(name, 0) - before.get(name, 0) for name in after}
+    return {name: count for name, count in sorted(delta.items()) if count}
+
+
+def drain_nores(harness: Harness, sizes: Sizes) -> dict[str, Any]:
+    """Throughput of a worker draining a pre-filled queue of fire-and-forget tasks; Redis commands per task."""
+    harness.reset()
+    total = sizes.drain_nores
+    tag = "drain-nores"
+    before_enqueue = command_calls(harness)
+    enqueued = harness.manage_json("bench_enqueue", "--mode", "one", "--count", str(total), "--tag", tag, "--nores")
+    before_drain = command_calls(harness)
+    polls = 0
+
+    def done() -> bool:
+        nonlocal polls
+        polls += 1
+        return harness.count(tag) >= total
+
+    workers = harness.start_workers(tag)
+    try:
+        wait_until(done, max(300.0, total / 10), f"{total} {tag} tasks", workers, 0.05)
+        time.sleep(0.5)  # let the last acks land before the reading
+        after_drain = command_calls(harness)
+        time.sleep(1.0)  # anything still running would show as extra executions
+        executions = harness.count(tag)
+    finally:
+        workers.stop()
+    starts = [started for started, _ in harness.records(tag)]
+    enqueue_calls = calls_between(before_enqueue, before_drain)
+    drain_calls = calls_between(before_drain, after_drain)
+    # Not the contestant's: the tasks' bookkeeping RPUSH (one each), the harness's
+    # LLEN polls, and the INFO readings themselves.
+    own_drain = total + polls + 1
+    own_enqueue = 1
+    return {
+        "tasks": total,
+        "executions": executions,
+        "tasks_per_s": rate_between(starts),
+        "first_start_after_spawn_s": min(starts) - workers.started_at,
+        "span_s": max(starts) - min(starts),
+        "enqueue": enqueued,
+        "enqueue_tasks_per_s": enqueued["rate"],
+        "redis_enqueue_calls": enqueue_calls,
+        "redis_drain_calls": drain_calls,
+        "harness_polls": polls,
+        "redis_commands_per_task_enqueue": (sum(enqueue_calls.values()) - own_enqueue) / total,
+        "redis_commands_per_task_drain": (sum(drain_calls.values()) - own_drain) / total,
+        "redis_commands_per_task": (sum(enqueue_calls.values()) + sum(drain_calls.values()) - own_enqueue - own_drain)
+        / total,
+    }
+
+
+WORKLOAD_FUNCTIONS = {"drain": drain, "enqueue": enqueue, "latency": latency, "drain-nores": drain_nores}

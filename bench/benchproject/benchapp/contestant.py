@@ -18,6 +18,9 @@ class TasksModule(Protocol):
     def enqueue_one(self, tag: str, enqueued_at: float) -> None:
         """Enqueue one task, one call, the way a user would."""
 
+    def enqueue_one_nores(self, tag: str, enqueued_at: float) -> None:
+        """Enqueue one fire-and-forget task (no result kept), one call."""
+
     def enqueue_many(self, items: Sequence[tuple[str, float]]) -> None:
         """Enqueue many tasks in bulk (raises ``NotImplementedError`` if unsupported)."""
 

@@ -17,6 +17,17 @@ def noop(tag: str, enqueued_at: float = 0.0) -> None:
     record(tag, enqueued_at)
 
 
+@shared_task(ignore_result=True)
+def noop_nores(tag: str, enqueued_at: float = 0.0) -> None:
+    """The same, fire and forget: no django-celery-results row."""
+    record(tag, enqueued_at)
+
+
+def enqueue_one_nores(tag: str, enqueued_at: float) -> None:
+    """Enqueue one ``ignore_result`` task with ``Task.delay``."""
+    noop_nores.delay(tag, enqueued_at)
+
+
 def enqueue_one(tag: str, enqueued_at: float) -> None:
     """Enqueue one task with ``Task.delay``."""
     noop.delay(tag, enqueued_at)

@@ -16,6 +16,17 @@ def noop(tag: str, enqueued_at: float = 0.0) -> None:
     record(tag, enqueued_at)
 
 
+@djtask(ignore_result=True)
+def noop_nores(tag: str, enqueued_at: float = 0.0) -> None:
+    """The same, fire and forget: no result row is kept."""
+    record(tag, enqueued_at)
+
+
+def enqueue_one_nores(tag: str, enqueued_at: float) -> None:
+    """Enqueue one ``ignore_result`` task with ``DjTask.enqueue``."""
+    noop_nores.enqueue(tag, enqueued_at)
+
+
 def enqueue_one(tag: str, enqueued_at: float) -> None:
     """Enqueue one task with ``DjTask.enqueue``."""
     noop.enqueue(tag, enqueued_at)

@@ -20,6 +20,11 @@ def enqueue_one(tag: str, enqueued_at: float) -> None:
     noop.enqueue(tag, enqueued_at)
 
 
+def enqueue_one_nores(tag: str, enqueued_at: float) -> None:
+    """django-tasks-db always stores a result (it does not run ``drain-nores``)."""
+    raise NotImplementedError("django-tasks-db has no fire-and-forget tasks")
+
+
 def enqueue_many(items: Sequence[tuple[str, float]]) -> None:
     """django-tasks-db has no bulk enqueue."""
     raise NotImplementedError("django-tasks-db has no bulk enqueue")

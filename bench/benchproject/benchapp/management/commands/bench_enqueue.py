@@ -11,6 +11,8 @@ count, the elapsed seconds and the rate. Modes:
     ``count`` tasks, one every ``--interval`` seconds; each carries its
     enqueue wall time so the task can compute its start latency.
 
+``--nores`` enqueues the fire-and-forget variant ``noop_nores`` (mode ``one``).
+
 ``--warmup N`` first enqueues N untimed tasks (tag ``<tag>-warmup``), so that
 connections and imports are in place before the clock starts.
 """
@@ -25,11 +27,12 @@ from django.core.management.base import BaseCommand
 from benchapp.contestant import TasksModule, tasks_module
 
 
-def enqueue_one_by_one(tasks: TasksModule, tag: str, count: int) -> float:
+def enqueue_one_by_one(tasks: TasksModule, tag: str, count: int, nores: bool = False) -> float:
     """Enqueue ``count`` tasks one call each; return the elapsed seconds."""
+    enqueue_one = tasks.enqueue_one_nores if nores else tasks.enqueue_one
     started = time.perf_counter()
     for _ in range(count):
-        tasks.enqueue_one(tag, 0.0)
+        enqueue_one(tag, 0.0)
     return time.perf_counter() - started
 
 
@@ -66,15 +69,16 @@ class Command(BaseCommand):
         parser.add_argument("--warmup", type=int, default=0)
         parser.add_argument("--batch-size", type=int, default=1000)
         parser.add_argument("--interval", type=float, default=0.02)
+        parser.add_argument("--nores", action="store_true", help="fire-and-forget tasks (mode one only)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the warm-up, then the timed enqueue, and print the figures."""
         tasks = tasks_module()
         tag, count = options["tag"], options["count"]
         if options["warmup"]:
-            enqueue_one_by_one(tasks, f"{tag}-warmup", options["warmup"])
+            enqueue_one_by_one(tasks, f"{tag}-warmup", options["warmup"], options["nores"])
         if options["mode"] == "one":
-            seconds = enqueue_one_by_one(tasks, tag, count)
+            seconds = enqueue_one_by_one(tasks, tag, count, options["nores"])
         elif options["mode"] == "many":
             seconds = enqueue_in_bulk(tasks, tag, count, options["batch_size"])
         else:
