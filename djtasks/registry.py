@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.apps import apps
 
@@ -53,17 +53,6 @@ def lookup(path: str) -> Task:
 def has_rate_limits() -> bool:
     """Whether any registered task has a rate limit (the worker skips the check otherwise)."""
     return _rate_limited
-
-
-def lookup_delivery(delivery: Any) -> Task | None:
-    """The registered task a delivered message names, or None if it cannot be told."""
-    from .exceptions import DjTasksError
-    from .messages import decode
-
-    try:
-        return lookup(decode(delivery.body).task)
-    except DjTasksError:
-        return None
 
 
 def registered_names() -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from typing import NoReturn
 
 import pytest
 
@@ -26,6 +27,16 @@ def service_up(host: str, port: int) -> bool:
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def missing(reason: str, *, module_level: bool = False) -> NoReturn:
+    """A service or tool a test needs is missing: fail in CI (``CI=true``), skip elsewhere.
+
+    The one place where a test may be skipped; CI never hides a failure behind it.
+    """
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: this test must run here)", pytrace=False)
+    pytest.skip(reason, allow_module_level=module_level)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

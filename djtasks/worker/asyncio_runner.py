@@ -35,9 +35,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from .. import messages, registry
 from ..brokers import Delivery
-from ..exceptions import DjTasksError
+from .deliveries import task_of
 from .executor import Executor
 from .pools.base import OnDone, Pool
 
@@ -49,11 +48,7 @@ ASYNC_TASKS_AT_ONCE = 1000
 
 def is_coroutine_task(delivery: Delivery) -> bool:
     """Whether ``delivery`` names a task defined with ``async def`` (as ``django.tasks`` decides it)."""
-    try:
-        task = registry.lookup(messages.decode(delivery.body).task)
-    except DjTasksError:
-        return False  # the executor records why it cannot run
-    return inspect.iscoroutinefunction(getattr(task, "func", None))
+    return inspect.iscoroutinefunction(getattr(task_of(delivery), "func", None))
 
 
 class SyncSteps:

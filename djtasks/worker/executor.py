@@ -35,6 +35,7 @@ from ..models import CANCELLED
 from ..results import ErrorInfo, Outcome, ResultStore
 from ..task import DjTask
 from ..taskresult import DjTaskContext, DjTaskError, DjTaskResult
+from .deliveries import task_of
 from .timelimits import async_time_limits, time_limits
 
 logger = logging.getLogger("djtasks.worker")
@@ -82,10 +83,7 @@ class Executor:
 
     def limits_of(self, delivery: Delivery) -> tuple[float | None, float | None]:
         """The time limits of the task a delivery names; none if it cannot be decoded."""
-        try:
-            task = registry.lookup(messages.decode(delivery.body).task)
-        except DjTasksError:
-            return (None, None)
+        task = task_of(delivery)
         return self.limits(task) if isinstance(task, DjTask) else (None, None)
 
     def lost(self, delivery: Delivery, error: BaseException, duration_seconds: float) -> Completion:

@@ -12,23 +12,23 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from functools import cached_property
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.db import DatabaseError, close_old_connections
 from django.tasks import TaskResultStatus
 from django.utils import timezone
 
-from ..brokers import Broker, Delivery
 from .. import registry
+from ..brokers import Broker, Delivery
 from ..control.registry import ControlStore
-from ..ratelimit import RateLimiter, limiter_for, parse_rate
 from ..exceptions import BrokerError, TaskRevoked
-from ..messages import decode
+from ..ratelimit import RateLimiter, limiter_for, parse_rate
 from ..results import ResultStore
 from .asyncio_runner import PoolWithEventLoop
 from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
+from .deliveries import task_of, task_path_of
 from .executor import Completion, Executor
 from .pools import Pool, make_pool
 
@@ -252,7 +252,7 @@ class Worker:
         """The tasks this worker holds now, for the registry and ``inspect``."""
         with self._in_flight_lock:
             held = list(self._in_flight.values())
-        return [{"id": d.id, "task": _task_name(d), "queue": d.queue} for d in held]
+        return [{"id": d.id, "task": task_path_of(d), "queue": d.queue} for d in held]
 
     def describe(self) -> dict:
         return {"worker_id": self.worker_id, "pool": self.pool.name, "concurrency": self.pool.concurrency,
@@ -290,7 +290,7 @@ class Worker:
             return deliveries
         allowed = []
         for delivery in deliveries:
-            task = registry.lookup_delivery(delivery)
+            task = task_of(delivery)
             rate_text = getattr(task, "rate_limit", None)
             if rate_text is None:
                 allowed.append(delivery)
@@ -408,9 +408,3 @@ class Worker:
             finally:
                 close_old_connections()
 
-
-def _task_name(delivery: Delivery) -> str:
-    try:
-        return decode(delivery.body).task
-    except Exception:  # noqa: BLE001 - only for display
-        return "?"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import in_ci
+from tests.conftest import missing
 
 from .helpers import (
     E2EDatabase,
@@ -36,10 +36,7 @@ def postgres_db() -> Iterator[E2EDatabase]:
     An unreachable server fails the test in CI (``CI=true``) and skips it elsewhere.
     """
     if not postgres_reachable():
-        message = "PostgreSQL is not reachable (DJTASKS_PG_HOST/DJTASKS_PG_PORT/DJTASKS_PG_USER)"
-        if in_ci():
-            pytest.fail(f"{message}; end-to-end tests need it in CI")
-        pytest.skip(message)
+        missing("PostgreSQL is not reachable (DJTASKS_PG_HOST/DJTASKS_PG_PORT/DJTASKS_PG_USER)")
     name = create_postgres_database()
     db = E2EDatabase(engine="postgresql", name=name)
     try:

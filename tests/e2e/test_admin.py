@@ -35,15 +35,13 @@ from django.test import Client
 
 from djtasks.models import TaskRecord
 from djtasks.testing import drain
-from tests.conftest import in_ci
+from tests.conftest import missing
 from tests.taskapp import tasks
 
 try:
     from playwright.sync_api import Page, expect, sync_playwright
 except ImportError:  # pragma: no cover - playwright is in the dev extra
-    if in_ci():
-        raise
-    pytest.skip("playwright is not installed (pip install -e '.[dev]')", allow_module_level=True)
+    missing("playwright is not installed (pip install -e '.[dev]')", module_level=True)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -83,10 +81,7 @@ def admin_settings(settings) -> None:  # noqa: ANN001 - pytest-django's settings
 def chromium() -> Path:
     """Chromium's executable; missing, it fails the test in CI (``CI=true``) and skips it elsewhere."""
     if not CHROMIUM.is_file():
-        message = f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set DJTASKS_CHROMIUM)"
-        if in_ci():
-            pytest.fail(f"{message}; the admin browser tests need it in CI")
-        pytest.skip(message)
+        missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set DJTASKS_CHROMIUM)")
     return CHROMIUM
 
 

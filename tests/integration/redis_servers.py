@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import in_ci
+from tests.conftest import missing
 from tests.e2e.helpers import _die_with_the_test_process, wait_until
 
 #: Seconds a redis-server may take to answer PING after its start (AOF replay included).
@@ -32,10 +32,7 @@ def require_redis_binaries() -> tuple[str, str]:
     """Paths of ``redis-server`` and ``redis-cli``; skip when missing, but fail in CI."""
     server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if server is None or cli is None:
-        message = "redis-server and redis-cli must be on PATH to start test Redis servers"
-        if in_ci():
-            pytest.fail(f"{message} (CI=true: these tests must run there)")
-        pytest.skip(message)
+        missing("redis-server and redis-cli must be on PATH to start test Redis servers")
     return server, cli
 
 
