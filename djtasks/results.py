@@ -71,10 +71,16 @@ class ResultStore:
         """Insert READY rows for envelopes a broker other than the ORM one queued."""
         insert_records(self.alias, [NewRecord(envelope=e, enqueued_at=enqueued_at) for e in envelopes], queued=False)
 
-    def mark_started(self, ids: Sequence[str], worker_id: str, at: dt.datetime) -> None:
-        """One UPDATE: the tasks ``ids`` run now on ``worker_id``."""
+    def mark_started(self, ids: Sequence[str], worker_id: str, at: dt.datetime, *, durable: bool = True) -> None:
+        """One UPDATE: the tasks ``ids`` run now on ``worker_id``.
+
+        ``durable=False`` lets the caller's transaction commit without waiting
+        for the disk (PostgreSQL), for a transaction that holds start marks only.
+        """
         if not ids:
             return
+        if not durable:
+            self._commit_without_flush()
         self.rows().filter(id__in=ids).update(
             status=TaskResultStatus.RUNNING,
             started_at=Coalesce("started_at", Value(at, output_field=models.DateTimeField())),
@@ -82,6 +88,13 @@ class ResultStore:
             attempts=F("attempts") + 1,
             worker_ids=JSONAppend("worker_ids", worker_id),
         )
+
+    def _commit_without_flush(self) -> None:
+        """Let the current transaction commit without waiting for its WAL flush (PostgreSQL)."""
+        connection = connections[self.alias]
+        if connection.vendor == "postgresql" and connection.in_atomic_block:
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
     def record(self, outcomes: Iterable[Outcome]) -> None:
         """Write outcomes: all successes in one UPDATE, failures and retries one by one.

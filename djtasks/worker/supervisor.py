@@ -95,6 +95,8 @@ class Worker:
         self._in_flight: dict[str, Delivery] = {}
         self._in_flight_lock = threading.Lock()
         self._unwritten: list[Completion] = []
+        #: Start marks not written yet: (when, task ids), written with the next cycle's outcomes.
+        self._unmarked: list[tuple[dt.datetime, list[str]]] = []
         self._next_recovery = 0.0
         self._next_cleanup = 0.0
         executor = Executor(backend=backend, worker_id=self.worker_id, clock=clock, time_limit=time_limit,
@@ -192,6 +194,8 @@ class Worker:
         if not unstarted:
             return
         self.broker.release(unstarted)
+        returned = {d.id for d in unstarted}
+        self._unmarked = [(at, [i for i in ids if i not in returned]) for at, ids in self._unmarked]
         with self._in_flight_lock:
             for delivery in unstarted:
                 self._in_flight.pop(delivery.id, None)
@@ -213,17 +217,19 @@ class Worker:
             except queue.Empty:
                 break
         batch, self._unwritten = self._unwritten, []
+        marks, self._unmarked = self._unmarked, []
         limit = self.pool.free_slots() * self.config.prefetch_multiplier if take_work else 0
         try:
             with self.results.atomic() if self._shares_database else contextlib.nullcontext():
-                if batch:
-                    self._settle(batch)
+                if batch or marks:
+                    self._settle(batch, marks)
                 if take_work and time.monotonic() >= self._next_recovery:
                     self._recover()
                     self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
                 deliveries = self._reserve(limit) if limit > 0 else []
         except BaseException:
             self._unwritten = batch + self._unwritten  # written next time; nothing is lost
+            self._unmarked = marks + self._unmarked
             raise
         self._forget(batch)
         if take_work and time.monotonic() >= self._next_cleanup:
@@ -261,11 +267,12 @@ class Worker:
                 "running": self.running()}
 
     def _dispatch(self, deliveries: list[Delivery]) -> None:
-        """Hand deliveries to the pool and mark them started where the broker did not.
+        """Hand deliveries to the pool; their start marks go out with the next cycle's writes.
 
-        A pool that runs tasks elsewhere gets them first, so the start mark's
-        commit does not delay them; it is still written before their outcomes,
-        which this thread writes in a later cycle.
+        The next cycle follows at once (this one reserved work), so a task
+        shows RUNNING within milliseconds, and one commit carries the marks of
+        this batch with the outcomes of the last. A pool that runs tasks in
+        this thread gets each mark written before its task starts instead.
         """
         revoked = [d for d in deliveries if d.id in self._revoked]
         if revoked:
@@ -273,16 +280,13 @@ class Worker:
             for delivery in revoked:
                 self._on_done(self.pool.execute.lost(delivery, TaskRevoked("revoked before it started"), 0.0))
         deliveries = self._within_rate_limits(deliveries)
-        mark = bool(deliveries) and not self.broker.records_starts
-        if mark and self.pool.runs_inline:
-            self._mark_started(deliveries)
+        if deliveries and not self.broker.records_starts:
+            if self.pool.runs_inline:
+                self._mark_started(deliveries)
+            else:
+                self._unmarked.append((timezone.now(), [d.id for d in deliveries]))
         for delivery in deliveries:
             self.pool.submit(delivery)
-        if mark and not self.pool.runs_inline:
-            # Yield the GIL first, so the pool's threads start their tasks
-            # before this thread builds the start mark's query.
-            time.sleep(0)
-            self._mark_started(deliveries)
 
     def _within_rate_limits(self, deliveries: list[Delivery]) -> list[Delivery]:
         """Keep what may run now; put each task over its rate limit back, due when a token comes."""
@@ -311,7 +315,8 @@ class Worker:
 
     def _mark_started(self, deliveries: list[Delivery]) -> None:
         try:
-            self.results.mark_started([d.id for d in deliveries], self.worker_id, timezone.now())
+            with self.results.atomic():
+                self.results.mark_started([d.id for d in deliveries], self.worker_id, timezone.now(), durable=False)
         except DatabaseError as exc:  # the outcome is still written; only the start mark is missing
             logger.warning("could not mark %d task(s) started: %s", len(deliveries), exc)
 
@@ -343,16 +348,24 @@ class Worker:
         for completion in batch:
             self._log(completion)
 
-    def _settle(self, batch: list[Completion]) -> None:
-        """Record outcomes first, then ack: a crash in between re-runs, never loses."""
+    def _settle(self, batch: list[Completion], marks: list[tuple[dt.datetime, list[str]]]) -> None:
+        """Record start marks and outcomes in one transaction, then ack: a crash in between re-runs, never loses.
+
+        A transaction that holds start marks only need not wait for the disk:
+        losing one in a database crash loses nothing but the mark.
+        """
         kept_rows = self.broker.creates_result_rows
         with self.results.atomic():
+            for at, ids in marks:
+                self.results.mark_started(ids, self.worker_id, at, durable=bool(batch))
             self.results.record([c.outcome for c in batch
                                  if c.store_result or (kept_rows and c.retry_body is not None)])
             if kept_rows:
                 # ignore_result tasks on the ORM broker: the row was only the message.
                 self.results.delete([c.outcome.task_id for c in batch
                                      if not c.store_result and c.retry_body is None])
+        if not batch:
+            return
         if not (self.broker.settled_by_results and self._shares_database):
             self.broker.ack([c.delivery for c in batch if c.retry_body is None])
         for completion in batch:
