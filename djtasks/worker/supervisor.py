@@ -36,6 +36,8 @@ logger = logging.getLogger("djtasks.worker")
 
 #: Seconds between two runs of the ``KEEP_RESULTS_DAYS`` clean-up in each worker.
 CLEANUP_INTERVAL_SECONDS = 3600
+#: Seconds a start mark may wait for its task's outcome, to be written in the same commit.
+START_MARK_DELAY_SECONDS = 0.02
 #: Seconds to wait before the next loop after the database or broker failed.
 ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 
@@ -169,8 +171,8 @@ class Worker:
                 if failures:
                     logger.warning("the worker loop works again after %d failed attempt(s)", failures)
                     failures = 0
-                if worked:
-                    continue
+                if worked and self._saturated and self.pool.free_slots() > 0:
+                    continue  # more may wait, and there is room for it
                 if self.burst and not self._in_flight and self._done.empty():
                     break
                 self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
@@ -202,8 +204,9 @@ class Worker:
         logger.info("returned %d reserved task(s) that had not started to the queue", len(unstarted))
 
     def _wait(self, seconds: float) -> None:
+        """Wait for a wake-up, at most ``seconds``; less while start marks wait to be written."""
         if self._done.empty():
-            self._wake.wait(seconds)
+            self._wake.wait(min(seconds, START_MARK_DELAY_SECONDS) if self._unmarked else seconds)
 
     def _cycle(self, *, take_work: bool) -> bool:
         """Settle finished tasks and reserve new ones; return whether any was reserved.
@@ -269,10 +272,10 @@ class Worker:
     def _dispatch(self, deliveries: list[Delivery]) -> None:
         """Hand deliveries to the pool; their start marks go out with the next cycle's writes.
 
-        The next cycle follows at once (this one reserved work), so a task
-        shows RUNNING within milliseconds, and one commit carries the marks of
-        this batch with the outcomes of the last. A pool that runs tasks in
-        this thread gets each mark written before its task starts instead.
+        The next cycle comes within ``START_MARK_DELAY_SECONDS``, so a task
+        shows RUNNING that soon, and a task that finished by then has its mark
+        and its outcome written in one commit. A pool that runs tasks in this
+        thread gets each mark written before its task starts instead.
         """
         revoked = [d for d in deliveries if d.id in self._revoked]
         if revoked:
