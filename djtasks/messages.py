@@ -21,7 +21,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -151,10 +151,12 @@ class Envelope:
 
 def encode(envelope: Envelope) -> bytes:
     """Serialize an envelope to bytes."""
-    body = asdict(envelope)
-    body["v"] = ENVELOPE_VERSION
-    body["eta"] = envelope.eta.isoformat() if envelope.eta else None
-    body["expires"] = envelope.expires.isoformat() if envelope.expires else None
+    # Field by field: dataclasses.asdict() would deep-copy the arguments, at twice the cost.
+    body = {"id": envelope.id, "task": envelope.task, "backend": envelope.backend, "queue": envelope.queue,
+            "priority": envelope.priority, "args": envelope.args, "kwargs": envelope.kwargs,
+            "eta": envelope.eta.isoformat() if envelope.eta else None,
+            "expires": envelope.expires.isoformat() if envelope.expires else None,
+            "attempt": envelope.attempt, "headers": envelope.headers, "v": ENVELOPE_VERSION}
     return json.dumps(body, separators=(",", ":")).encode()
 
 

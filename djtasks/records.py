@@ -58,12 +58,20 @@ def _insert_postgresql(alias: str, records: Sequence[NewRecord], queued: bool) -
         with connections[alias].cursor() as cursor:
             cursor.execute(sql, [*values, queued, *([values[3]] if queued else [])])
         return
-    columns: list[list] = [[] for _ in range(12)]
-    for record in records:
-        for column, value in zip(columns, _values(record), strict=True):
-            column.append(value)
+    rows = json.dumps([_json_values(record) for record in records], separators=(",", ":"))
     with connections[alias].cursor() as cursor:
-        cursor.execute(_sql("insert_records_v1.postgresql.sql"), [queued, *columns, queued])
+        cursor.execute(_sql("insert_records_v1.postgresql.sql"), [queued, rows, queued])
+
+
+def _json_values(record: NewRecord) -> list:
+    """A row for the JSON parameter of the batch insert: arguments as JSON values, moments as text."""
+    e = record.envelope
+    return [e.id, e.backend, e.task, e.queue, e.priority, e.args, e.kwargs, record.enqueued_at.isoformat(),
+            _iso(e.eta), _iso(e.expires), _iso(record.available_at), record.message]
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def _sql(name: str) -> str:

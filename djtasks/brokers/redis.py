@@ -52,6 +52,8 @@ def _load_scripts(*names: str) -> dict[str, LuaScript]:
 
 
 SCRIPTS = _load_scripts("enqueue", "fetch", "ack", "extend", "requeue", "recover", "purge", "depth")
+#: Messages per call of the enqueue script: a longer script would hold Redis up for others.
+ENQUEUE_BATCH = 500
 #: Leases recovered per queue and call.
 RECOVER_BATCH = 500
 
@@ -138,18 +140,26 @@ class RedisBroker(Broker):
     # -- producing ---------------------------------------------------------
 
     def enqueue(self, messages: Sequence[OutgoingMessage]) -> None:
+        """One script call per queue (and per ``ENQUEUE_BATCH`` messages), all in one round trip."""
         if not messages:
             return
         now_ms = _ms(messages[0].enqueued_at)
-        calls = []
+        by_queue: dict[str, list[OutgoingMessage]] = defaultdict(list)
         for m in messages:
-            k = self.keys(m.queue)
-            calls.append(("enqueue", [k.priorities, k.delayed, k.wake, k.stream(m.priority)],
-                          [m.id, m.body, m.priority, _ms(m.available_at), now_ms, 0]))
+            by_queue[m.queue].append(m)
+        calls, call_queues = [], []
+        for queue, queued in by_queue.items():
+            k = self.keys(queue)
+            for start in range(0, len(queued), ENQUEUE_BATCH):
+                args: list[Any] = [k.stream_prefix, now_ms]
+                for m in queued[start:start + ENQUEUE_BATCH]:
+                    args += (m.id, m.body, m.priority, _ms(m.available_at), 0)
+                calls.append(("enqueue", [k.priorities, k.delayed, k.wake], args))
+                call_queues.append(queue)
         with self._errors("enqueue"):
             replies = [self._run(*calls[0])] if len(calls) == 1 else self._run_many(calls)
             # A queue whose keys were just created is recorded for workers that serve every queue.
-            new_queues = {m.queue for m, created in zip(messages, replies, strict=True) if created}
+            new_queues = {queue for queue, created in zip(call_queues, replies, strict=True) if created}
             if new_queues:
                 self.client.sadd(self.queues_key, *new_queues)
 

@@ -1,23 +1,23 @@
--- Insert READY result rows in one statement, whatever their number: each
--- column arrives as one array parameter. When the rows are also the ORM
--- broker's messages (queued = true), wake the workers of their queues;
--- NOTIFY is transactional, so inside a caller's transaction it goes at commit.
+-- Insert READY result rows in one statement, whatever their number: the rows
+-- arrive as one JSON array parameter, one array of twelve values per row,
+-- which PostgreSQL parses faster than the client can build per-column arrays.
+-- When the rows are also the ORM broker's messages (queued = true), wake the
+-- workers of their queues; NOTIFY is transactional, so inside a caller's
+-- transaction it goes at commit.
 --
--- Parameters: twelve arrays of equal length, in the order of the m(...) columns,
--- then queued (boolean) twice.
+-- Parameters: queued (boolean), the rows (JSON: [id, backend, task_path,
+-- queue_name, priority, args, kwargs, enqueued_at, run_after, expires_at,
+-- available_at, message] each, args and kwargs as JSON values, moments as
+-- ISO 8601 text or null), then queued again.
 WITH inserted AS (
     INSERT INTO djtasks_taskrecord (
         id, backend, task_path, queue_name, priority, args, kwargs, enqueued_at, run_after, expires_at,
         available_at, message, status, attempts, worker_ids, errors, lease_owner, deliveries, broker_state
     )
-    SELECT m.id, m.backend, m.task_path, m.queue_name, m.priority, m.args::jsonb, m.kwargs::jsonb,
-           m.enqueued_at, m.run_after, m.expires_at, m.available_at, m.message,
+    SELECT (m->>0)::uuid, m->>1, m->>2, m->>3, (m->>4)::smallint, m->5, m->6,
+           (m->>7)::timestamptz, (m->>8)::timestamptz, (m->>9)::timestamptz, (m->>10)::timestamptz, m->>11,
            'READY', 0, '[]'::jsonb, '[]'::jsonb, '', 0, CASE WHEN %s THEN 'queued' END
-    FROM unnest(
-        %s::uuid[], %s::text[], %s::text[], %s::text[], %s::smallint[], %s::text[], %s::text[],
-        %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::text[]
-    ) AS m(id, backend, task_path, queue_name, priority, args, kwargs, enqueued_at, run_after, expires_at,
-           available_at, message)
+    FROM jsonb_array_elements(%s::jsonb) AS rows(m)
     RETURNING queue_name
 )
 SELECT pg_notify('djtasks', queues.queue_name)

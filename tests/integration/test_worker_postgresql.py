@@ -38,3 +38,34 @@ def test_a_worker_drains_a_batch_with_results_stored():
         result.refresh()
         assert result.status == TaskResultStatus.SUCCESSFUL
         assert result.return_value == result.args[0] + 1
+
+
+@pytest.mark.parametrize("broker_url", ["django://postgresql", "memory://"])
+def test_a_batch_enqueue_stores_every_field_of_every_row(broker_url):
+    """``enqueue_many`` writes its rows in one statement; each row reads back as enqueued."""
+    import datetime as dt
+    from decimal import Decimal
+    from zoneinfo import ZoneInfo
+
+    from djtasks.models import TaskRecord
+
+    backend = DjTasksBackend("postgresql", {"OPTIONS": {"BROKER_URL": broker_url,
+                                                        "RESULTS_DATABASE": "postgresql"}})
+    moment = dt.datetime(2026, 3, 29, 2, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    task = tasks.echo.using(queue_name="bulk", priority=-7, run_after=dt.timedelta(hours=1))
+    calls = [((n, moment, Decimal("1.50")), {"label": f"it's \"n\" {n}", "none": None}) for n in range(3)]
+    results = backend.enqueue_many(task, calls)
+    rows = {str(row.id): row for row in TaskRecord.objects.using("postgresql").filter(queue_name="bulk")}
+    assert sorted(rows) == sorted(r.id for r in results)
+    for result, (args, kwargs) in zip(results, calls, strict=True):
+        row = rows[result.id]
+        stored = backend.get_result(result.id)
+        assert stored.args == list(args) and stored.kwargs == kwargs
+        assert stored.args[1].tzinfo == ZoneInfo("Europe/Paris")
+        assert (row.task_path, row.priority, row.backend, row.status) == (
+            "tests.taskapp.tasks.echo", -7, "postgresql", "READY")
+        assert row.enqueued_at == result.enqueued_at
+        assert row.run_after == result.enqueued_at + dt.timedelta(hours=1)
+        queued = broker_url.startswith("django:")
+        assert (row.broker_state == "queued") is queued
+        assert (row.available_at == row.run_after) if queued else row.available_at is None

@@ -1,5 +1,6 @@
 """The wire format: values round-trip exactly, bad input fails clearly."""
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -52,6 +53,8 @@ def test_envelope_round_trip_keeps_every_field():
         attempt=4, headers={"periodic_task": "nightly"},
     )
     assert messages.decode(messages.encode(envelope)) == envelope
+    names = {f.name for f in dataclasses.fields(messages.Envelope)}
+    assert set(json.loads(messages.encode(envelope))) == names | {"v"}
 
 
 def test_the_encoded_envelope_is_versioned_plain_json():
