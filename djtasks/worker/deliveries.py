@@ -1,8 +1,9 @@
-"""Which registered task a delivery names, read once per message for the supervisor's checks.
+"""A delivery's envelope and task, decoded once per message.
 
 Before a delivery reaches the pool, the supervisor asks about its task more
-than once (is it ``async def``? rate-limited? what hard time limit?); the
-envelope is decoded once for all of them.
+than once (is it ``async def``? rate-limited? what hard time limit?), and
+the executor then needs the whole envelope; the body is decoded once for all
+of them (in one process: a forked child decodes its own).
 """
 
 from __future__ import annotations
@@ -14,16 +15,29 @@ from django.tasks import Task
 from .. import registry
 from ..brokers import Delivery
 from ..exceptions import DjTasksError
-from ..messages import decode
+from ..messages import Envelope, decode
 
-#: Message bodies whose task path is remembered: those of the latest fetched batches.
+#: Message bodies whose envelope is remembered: those of the latest fetched batches.
 REMEMBERED_BODIES = 256
 
 
 @lru_cache(maxsize=REMEMBERED_BODIES)
+def _envelope(body: bytes) -> Envelope:
+    return decode(body)
+
+
+def envelope_of(delivery: Delivery) -> Envelope:
+    """The envelope of ``delivery``; raise :class:`~djtasks.exceptions.MessageDecodeError` if it has none.
+
+    Envelopes are immutable, and their argument trees are only read (loading
+    them builds new objects), so one decoded envelope serves every caller.
+    """
+    return _envelope(delivery.body)
+
+
 def _task_path(body: bytes) -> str | None:
     try:
-        return decode(body).task
+        return _envelope(body).task
     except DjTasksError:
         return None
 

@@ -69,3 +69,23 @@ def test_a_batch_enqueue_stores_every_field_of_every_row(broker_url):
         queued = broker_url.startswith("django:")
         assert (row.broker_state == "queued") is queued
         assert (row.available_at == row.run_after) if queued else row.available_at is None
+
+
+def test_start_marks_count_attempts_and_keep_the_first_start():
+    """Each attempt's start mark adds its worker; the first start time stays."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    backend = DjTasksBackend("postgresql", {"OPTIONS": {"BROKER_URL": "memory://",
+                                                        "RESULTS_DATABASE": "postgresql"}})
+    first, other = backend.enqueue_many(tasks.add, [((1, 1), {}), ((2, 2), {})])
+    start = timezone.now()
+    backend.results.mark_started([first.id], "worker-a", start)
+    backend.results.mark_started([first.id, other.id], "worker-b", start + dt.timedelta(seconds=5))
+    first, other = backend.get_result(first.id), backend.get_result(other.id)
+    assert first.status == TaskResultStatus.RUNNING and other.status == TaskResultStatus.RUNNING
+    assert first.worker_ids == ["worker-a", "worker-b"] and other.worker_ids == ["worker-b"]
+    assert first.started_at == start and other.started_at == start + dt.timedelta(seconds=5)
+    assert first.last_attempted_at == start + dt.timedelta(seconds=5)
+    assert backend.results.get(first.id).attempts == 2
