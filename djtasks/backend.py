@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from functools import cached_property
@@ -11,6 +12,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core import checks
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connections
 from django.tasks import TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
@@ -24,6 +26,8 @@ from .models import CANCELLED, TaskRecord
 from .results import ResultStore
 from .task import DjTask
 from .taskresult import DjTaskError, DjTaskResult
+
+logger = logging.getLogger("djtasks")
 
 #: One call of a task: positional and keyword arguments.
 Call = tuple[Sequence[Any], Mapping[str, Any]]
@@ -95,20 +99,24 @@ class DjTasksBackend(BaseTaskBackend):
         return results
 
     def _enqueue_with_rows(self, outgoing: list[brokers.OutgoingMessage], now: dt.datetime) -> None:
-        """Result rows first, committed, then the messages (a broker other than the ORM one).
+        """The messages first, then their result rows (a broker other than the ORM one).
 
-        A worker must find the row of any message it receives, so the rows
-        commit before the messages leave. If the broker refuses them, the rows
-        are removed again: no READY row is left for a message never queued.
-        Inside a transaction of the caller's, the rows commit with it while
-        the messages leave at once: use ``enqueue_on_commit`` there.
+        If the broker refuses the messages, nothing is written. A worker may
+        start a task before its row is written, or its row may never be (the
+        database failed here): the worker then writes the row from the message,
+        so the outcome is stored either way. The rows go in the caller's
+        transaction if there is one, while the messages leave at once: use
+        ``enqueue_on_commit`` there.
         """
-        self.results.create_pending([m.envelope for m in outgoing], now)
+        self.broker.enqueue(outgoing)
+        connection = connections[self.results.alias]
         try:
-            self.broker.enqueue(outgoing)
-        except DjTasksError:
-            self.results.delete([m.id for m in outgoing])
-            raise
+            self.results.create_pending([m.envelope for m in outgoing], now)
+        except DatabaseError:
+            if connection.in_atomic_block:
+                raise  # the caller's transaction is broken: it must know
+            logger.warning("%d task(s) queued, but their result rows could not be written now; the workers "
+                           "that run them will write them", len(outgoing), exc_info=True)
 
     async def aenqueue(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> DjTaskResult:
         return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)

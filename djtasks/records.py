@@ -33,7 +33,11 @@ class NewRecord:
 
 
 def insert_records(alias: str, records: Sequence[NewRecord], *, queued: bool) -> None:
-    """Insert READY rows; ``queued`` marks them as the ORM broker's waiting messages."""
+    """Insert READY rows; ``queued`` marks them as the ORM broker's waiting messages.
+
+    A row whose id exists already is left as it is: with a broker other than
+    the ORM one, the worker that ran the task may have written it first.
+    """
     if not records:
         return
     if connections[alias].vendor == "postgresql":
@@ -88,4 +92,5 @@ def _insert_orm(alias: str, records: Sequence[NewRecord], queued: bool) -> None:
             row.message = record.message
         rows.append(row)
     with transaction.atomic(using=alias, savepoint=False):
-        TaskRecord.objects.using(alias).bulk_create(rows, batch_size=INSERT_BATCH)
+        # ORM broker rows have new ids; rows of other brokers may exist (see insert_records).
+        TaskRecord.objects.using(alias).bulk_create(rows, batch_size=INSERT_BATCH, ignore_conflicts=not queued)

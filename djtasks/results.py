@@ -68,25 +68,44 @@ class ResultStore:
         return TaskRecord.objects.using(self.alias)
 
     def create_pending(self, envelopes: Sequence[Envelope], enqueued_at: dt.datetime) -> None:
-        """Insert READY rows for envelopes a broker other than the ORM one queued."""
+        """Insert READY rows for envelopes a broker other than the ORM one queued; keep rows that exist."""
         insert_records(self.alias, [NewRecord(envelope=e, enqueued_at=enqueued_at) for e in envelopes], queued=False)
 
-    def mark_started(self, ids: Sequence[str], worker_id: str, at: dt.datetime, *, durable: bool = True) -> None:
-        """One UPDATE: the tasks ``ids`` run now on ``worker_id``.
+    def mark_started(self, envelopes: Sequence[Envelope], worker_id: str, at: dt.datetime, *,
+                              durable: bool = True) -> None:
+        """Mark the tasks of ``envelopes`` started on ``worker_id``, first writing any row that is missing.
 
-        ``durable=False`` lets the caller's transaction commit without waiting
-        for the disk (PostgreSQL), for a transaction that holds start marks only.
+        A row is missing when the worker got the message before the producer
+        wrote the row (it writes it right after), or never will (it failed, or
+        a database crash lost it): the row is then made from the message, so
+        the outcome is never lost. One UPDATE in the common case where every
+        row is there. ``durable=False`` lets the caller's transaction commit
+        without waiting for the disk (PostgreSQL), for a transaction that
+        holds start marks only.
         """
-        if not ids:
+        if not envelopes:
             return
         if not durable:
             self._commit_without_flush()
+        ids = [e.id for e in envelopes]
+        if self._mark_started(ids, worker_id, at) == len(ids):
+            return
+        # Write the missing rows, then mark every row that no mark reached yet: those
+        # just written, and any the producer wrote since the first UPDATE.
+        self.create_pending(envelopes, at)
+        self._mark_started(ids, worker_id, at, only_ready=True)
+
+    def _mark_started(self, ids: Sequence[str], worker_id: str, at: dt.datetime, *, only_ready: bool = False) -> int:
+        """One UPDATE; return how many rows it marked."""
         connection = connections[self.alias]
-        if connection.vendor == "postgresql":  # the hot path of every worker cycle: no ORM compilation
+        if connection.vendor == "postgresql" and not only_ready:  # every worker cycle: no ORM compilation
             with connection.cursor() as cursor:
                 cursor.execute(_sql("mark_started_v1.postgresql.sql"), [at, at, json.dumps(worker_id), list(ids)])
-            return
-        self.rows().filter(id__in=ids).update(
+                return cursor.rowcount
+        rows = self.rows().filter(id__in=ids)
+        if only_ready:
+            rows = rows.filter(status=TaskResultStatus.READY)
+        return rows.update(
             status=TaskResultStatus.RUNNING,
             started_at=Coalesce("started_at", Value(at, output_field=models.DateTimeField())),
             last_attempted_at=at,

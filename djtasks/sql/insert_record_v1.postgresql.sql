@@ -1,5 +1,6 @@
 -- Insert one READY result row; with queued = true it is also an ORM broker
--- message, and the statement after it wakes the workers of its queue.
+-- message, and the statement after it wakes the workers of its queue. A row
+-- that exists already stays as it is (a worker may have written it first).
 -- Both statements go in one round trip and one implicit transaction.
 --
 -- Parameters: id, backend, task_path, queue_name, priority, args (JSON text),
@@ -11,5 +12,6 @@ INSERT INTO djtasks_taskrecord (
 ) VALUES (
     %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s, %s, %s, %s,
     'READY', 0, '[]'::jsonb, '[]'::jsonb, '', 0, CASE WHEN %s THEN 'queued' END
-);
+)
+ON CONFLICT (id) DO NOTHING;
 SELECT pg_notify('djtasks', %s)

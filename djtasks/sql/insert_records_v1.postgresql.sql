@@ -3,7 +3,8 @@
 -- which PostgreSQL parses faster than the client can build per-column arrays.
 -- When the rows are also the ORM broker's messages (queued = true), wake the
 -- workers of their queues; NOTIFY is transactional, so inside a caller's
--- transaction it goes at commit.
+-- transaction it goes at commit. Rows that exist already stay as they are (a
+-- worker may have written them first).
 --
 -- Parameters: queued (boolean), the rows (JSON: [id, backend, task_path,
 -- queue_name, priority, args, kwargs, enqueued_at, run_after, expires_at,
@@ -18,6 +19,7 @@ WITH inserted AS (
            (m->>7)::timestamptz, (m->>8)::timestamptz, (m->>9)::timestamptz, (m->>10)::timestamptz, m->>11,
            'READY', 0, '[]'::jsonb, '[]'::jsonb, '', 0, CASE WHEN %s THEN 'queued' END
     FROM jsonb_array_elements(%s::jsonb) AS rows(m)
+    ON CONFLICT (id) DO NOTHING
     RETURNING queue_name
 )
 SELECT pg_notify('djtasks', queues.queue_name)

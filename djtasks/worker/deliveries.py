@@ -56,3 +56,20 @@ def task_of(delivery: Delivery) -> Task | None:
 def task_path_of(delivery: Delivery) -> str:
     """The task path ``delivery`` names, for display; ``"?"`` if it cannot be decoded."""
     return _task_path(delivery.body) or "?"
+
+
+def envelopes_with_rows(deliveries: list[Delivery]) -> list[Envelope]:
+    """The envelopes of ``deliveries`` whose tasks keep a result row: those to mark started.
+
+    Left out: ``ignore_result`` tasks, and messages that cannot be decoded
+    (the executor records why they did not run).
+    """
+    envelopes = []
+    for delivery in deliveries:
+        try:
+            envelope = envelope_of(delivery)
+        except DjTasksError:
+            continue
+        if not getattr(task_of(delivery), "ignore_result", False):
+            envelopes.append(envelope)
+    return envelopes

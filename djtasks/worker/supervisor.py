@@ -23,12 +23,13 @@ from .. import registry
 from ..brokers import Broker, Delivery
 from ..control.registry import ControlStore
 from ..exceptions import BrokerError, TaskRevoked
+from ..messages import Envelope
 from ..ratelimit import RateLimiter, limiter_for, parse_rate
 from ..results import ResultStore
 from .asyncio_runner import PoolWithEventLoop
 from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
-from .deliveries import task_of, task_path_of
+from .deliveries import envelopes_with_rows, task_of, task_path_of
 from .executor import Completion, Executor
 from .pools import Pool, make_pool
 
@@ -97,8 +98,10 @@ class Worker:
         self._in_flight: dict[str, Delivery] = {}
         self._in_flight_lock = threading.Lock()
         self._unwritten: list[Completion] = []
+        #: Outcomes stored whose messages are not acked (or put back) yet.
+        self._unsettled: list[Completion] = []
         #: Start marks not written yet: (when, task ids), written with the next cycle's outcomes.
-        self._unmarked: list[tuple[dt.datetime, list[str]]] = []
+        self._unmarked: list[tuple[dt.datetime, list[Envelope]]] = []
         self._next_recovery = 0.0
         self._next_cleanup = 0.0
         executor = Executor(backend=backend, worker_id=self.worker_id, clock=clock, time_limit=time_limit,
@@ -197,7 +200,7 @@ class Worker:
             return
         self.broker.release(unstarted)
         returned = {d.id for d in unstarted}
-        self._unmarked = [(at, [i for i in ids if i not in returned]) for at, ids in self._unmarked]
+        self._unmarked = [(at, [e for e in marked if e.id not in returned]) for at, marked in self._unmarked]
         with self._in_flight_lock:
             for delivery in unstarted:
                 self._in_flight.pop(delivery.id, None)
@@ -209,10 +212,12 @@ class Worker:
             self._wake.wait(min(seconds, START_MARK_DELAY_SECONDS) if self._unmarked else seconds)
 
     def _cycle(self, *, take_work: bool) -> bool:
-        """Settle finished tasks and reserve new ones; return whether any was reserved.
+        """Store finished tasks, settle their messages and reserve new ones; return whether any was reserved.
 
-        When the broker keeps its queue in the result database, both happen
-        in one transaction: one commit per cycle, however many tasks.
+        When the broker keeps its queue in the result database, all of it
+        happens in one transaction: one commit per cycle, however many tasks.
+        Otherwise outcomes are stored first, then their messages settled; if
+        settling fails, only the settling is tried again.
         """
         while True:
             try:
@@ -221,20 +226,30 @@ class Worker:
                 break
         batch, self._unwritten = self._unwritten, []
         marks, self._unmarked = self._unmarked, []
+        unsettled, self._unsettled = self._unsettled, []
         limit = self.pool.free_slots() * self.config.prefetch_multiplier if take_work else 0
         try:
             with self.results.atomic() if self._shares_database else contextlib.nullcontext():
                 if batch or marks:
-                    self._settle(batch, marks)
+                    self._store(batch, marks)
+                if self._shares_database:
+                    settling = unsettled + batch  # in this same transaction
+                else:
+                    unsettled += batch  # committed: whatever fails below, never stored twice
+                    batch, marks, settling = [], [], unsettled
+                if settling:
+                    self._settle(settling)
                 if take_work and time.monotonic() >= self._next_recovery:
                     self._recover()
                     self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
                 deliveries = self._reserve(limit) if limit > 0 else []
         except BaseException:
-            self._unwritten = batch + self._unwritten  # written next time; nothing is lost
+            # Nothing is lost: what was not stored is stored next time, what was not settled is settled.
+            self._unwritten = batch + self._unwritten
             self._unmarked = marks + self._unmarked
+            self._unsettled = unsettled + self._unsettled
             raise
-        self._forget(batch)
+        self._forget(settling)
         if take_work and time.monotonic() >= self._next_cleanup:
             self._clean_up_old_results()
             self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL_SECONDS
@@ -283,11 +298,12 @@ class Worker:
             for delivery in revoked:
                 self._on_done(self.pool.execute.lost(delivery, TaskRevoked("revoked before it started"), 0.0))
         deliveries = self._within_rate_limits(deliveries)
-        if deliveries and not self.broker.records_starts:
+        to_mark = envelopes_with_rows(deliveries) if not self.broker.records_starts else []
+        if to_mark:
             if self.pool.runs_inline:
-                self._mark_started(deliveries)
+                self._mark_started(to_mark)
             else:
-                self._unmarked.append((timezone.now(), [d.id for d in deliveries]))
+                self._unmarked.append((timezone.now(), to_mark))
         for delivery in deliveries:
             self.pool.submit(delivery)
 
@@ -316,12 +332,12 @@ class Worker:
     def _rate_limiter(self) -> RateLimiter:
         return limiter_for(self.backend)
 
-    def _mark_started(self, deliveries: list[Delivery]) -> None:
+    def _mark_started(self, envelopes: list[Envelope]) -> None:
         try:
             with self.results.atomic():
-                self.results.mark_started([d.id for d in deliveries], self.worker_id, timezone.now(), durable=False)
+                self.results.mark_started(envelopes, self.worker_id, timezone.now(), durable=False)
         except DatabaseError as exc:  # the outcome is still written; only the start mark is missing
-            logger.warning("could not mark %d task(s) started: %s", len(deliveries), exc)
+            logger.warning("could not mark %d task(s) started: %s", len(envelopes), exc)
 
     def _clean_up_old_results(self) -> None:
         """Apply ``KEEP_RESULTS_DAYS``: delete finished rows older than that."""
@@ -351,27 +367,31 @@ class Worker:
         for completion in batch:
             self._log(completion)
 
-    def _settle(self, batch: list[Completion], marks: list[tuple[dt.datetime, list[str]]]) -> None:
-        """Record start marks and outcomes in one transaction, then ack: a crash in between re-runs, never loses.
+    def _store(self, batch: list[Completion], marks: list[tuple[dt.datetime, list[Envelope]]]) -> None:
+        """Record start marks and outcomes in one transaction.
 
         A transaction that holds start marks only need not wait for the disk:
         losing one in a database crash loses nothing but the mark.
         """
         kept_rows = self.broker.creates_result_rows
         with self.results.atomic():
-            for at, ids in marks:
-                self.results.mark_started(ids, self.worker_id, at, durable=bool(batch))
+            for at, envelopes in marks:
+                self.results.mark_started(envelopes, self.worker_id, at, durable=bool(batch))
             self.results.record([c.outcome for c in batch
                                  if c.store_result or (kept_rows and c.retry_body is not None)])
             if kept_rows:
                 # ignore_result tasks on the ORM broker: the row was only the message.
                 self.results.delete([c.outcome.task_id for c in batch
                                      if not c.store_result and c.retry_body is None])
-        if not batch:
-            return
+
+    def _settle(self, completions: list[Completion]) -> None:
+        """Ack the messages of stored outcomes, or put retries back: after storing, so a crash re-runs, never loses.
+
+        Both are idempotent, so settling again after a failure is safe.
+        """
         if not (self.broker.settled_by_results and self._shares_database):
-            self.broker.ack([c.delivery for c in batch if c.retry_body is None])
-        for completion in batch:
+            self.broker.ack([c.delivery for c in completions if c.retry_body is None])
+        for completion in completions:
             if completion.retry_body is not None:
                 self.broker.nack(completion.delivery, body=completion.retry_body,
                                  available_at=completion.outcome.retry_at)

@@ -79,10 +79,14 @@ def test_start_marks_count_attempts_and_keep_the_first_start():
 
     backend = DjTasksBackend("postgresql", {"OPTIONS": {"BROKER_URL": "memory://",
                                                         "RESULTS_DATABASE": "postgresql"}})
+    from djtasks.messages import Envelope
+
     first, other = backend.enqueue_many(tasks.add, [((1, 1), {}), ((2, 2), {})])
+    envelope = {r.id: Envelope(id=r.id, task=tasks.add.module_path, backend="postgresql", queue="default")
+                for r in (first, other)}
     start = timezone.now()
-    backend.results.mark_started([first.id], "worker-a", start)
-    backend.results.mark_started([first.id, other.id], "worker-b", start + dt.timedelta(seconds=5))
+    backend.results.mark_started([envelope[first.id]], "worker-a", start)
+    backend.results.mark_started(list(envelope.values()), "worker-b", start + dt.timedelta(seconds=5))
     first, other = backend.get_result(first.id), backend.get_result(other.id)
     assert first.status == TaskResultStatus.RUNNING and other.status == TaskResultStatus.RUNNING
     assert first.worker_ids == ["worker-a", "worker-b"] and other.worker_ids == ["worker-b"]

@@ -85,3 +85,22 @@ def test_enqueue_while_redis_is_unreachable_fails_clearly_and_writes_nothing():
         with pytest.raises(BrokerError, match="could not enqueue"):
             tasks.add.enqueue(1, 2)
     assert not TaskRecord.objects.exists()
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_a_task_whose_row_is_missing_gets_it_from_the_worker(redis_backend, pool):  # noqa: ANN001
+    """The row may come after the message, or never (a database crash): the worker writes it."""
+    from djtasks.models import TaskRecord
+
+    kept, lost = tasks.add.enqueue(1, 2), tasks.echo.using(priority=3).enqueue("x", n=1)
+    TaskRecord.objects.filter(id=lost.id).delete()
+    stats = Worker(backend=task_backends["fast"], pool=pool, concurrency=2, burst=True).run()
+    assert stats.succeeded == 2
+    kept.refresh()
+    lost.refresh()
+    assert (kept.status, kept.return_value) == (TaskResultStatus.SUCCESSFUL, 3)
+    assert (lost.status, lost.args, lost.kwargs) == (TaskResultStatus.SUCCESSFUL, ["x"], {"n": 1})
+    assert lost.worker_ids == kept.worker_ids and len(lost.worker_ids) == 1
+    assert lost.started_at is not None and lost.finished_at >= lost.started_at
+    row = TaskRecord.objects.get(id=lost.id)
+    assert (row.task_path, row.priority, row.attempts) == ("tests.taskapp.tasks.echo", 3, 1)
