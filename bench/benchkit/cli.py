@@ -14,12 +14,18 @@ from typing import Any
 
 import psutil
 
-from .config import FULL, PROJECT_DIR, QUICK, RESULTS_DIR, WORKLOADS, Contestant, Sizes, select_contestants
+from . import engine, engine_report
+from .config import (
+    ENGINE_WORKLOADS, FULL, PROJECT_DIR, QUICK, RESULTS_DIR, WORKLOADS, Contestant, Sizes, select_contestants,
+)
 from .harness import Harness
 from .machine import describe
-from .report import Result, print_tables, ratios_json, rst_tables, summary_json
+from .report import Result, print_tables, ratios_json, render_tables, rst_tables, summary_json
 from .services import Services, remove_sqlite, sqlite_path
-from .workloads import WORKLOAD_FUNCTIONS
+from .workloads import WORKLOAD_FUNCTIONS as CORE_WORKLOAD_FUNCTIONS
+
+WORKLOAD_FUNCTIONS = {**CORE_WORKLOAD_FUNCTIONS, **engine.WORKLOAD_FUNCTIONS}
+ENGINE_NOTE = "Worker-engine workloads (benchkit/engine.py); medians of the rounds. See docs/benchmarks.rst."
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -27,7 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="djtasks beside its peers: throughput, latency, memory.")
     parser.add_argument("--only", help="comma-separated contestants or prefixes (e.g. djtasks,celery-prefork)")
     parser.add_argument(
-        "--workloads", default=",".join(WORKLOADS), help=f"comma-separated subset of {','.join(WORKLOADS)}"
+        "--workloads", default=",".join(WORKLOADS),
+        help=f"comma-separated subset of {','.join(WORKLOADS)} (the default), or of {','.join(ENGINE_WORKLOADS)}",
     )
     parser.add_argument("--tasks", type=int, help="number of tasks of the drain workload (default 3000)")
     parser.add_argument("--quick", action="store_true", help="small sizes and one round, for a smoke run")
@@ -52,9 +59,9 @@ def choose_sizes(args: argparse.Namespace) -> Sizes:
 def choose_workloads(spec: str) -> list[str]:
     """Validate ``--workloads``."""
     chosen = [name.strip() for name in spec.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(WORKLOADS))
+    unknown = sorted(set(chosen) - set(WORKLOADS) - set(ENGINE_WORKLOADS))
     if unknown:
-        raise SystemExit(f"unknown workloads {unknown}; known: {', '.join(WORKLOADS)}")
+        raise SystemExit(f"unknown workloads {unknown}; known: {', '.join((*WORKLOADS, *ENGINE_WORKLOADS))}")
     return chosen
 
 
@@ -167,7 +174,8 @@ def save(report: dict[str, Any], run_id: str) -> None:
     """Write ``bench/results/<run_id>.json`` and the tables as ``.rst``."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / f"{run_id}.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS_DIR / f"{run_id}.rst").write_text(rst_tables(report["results"]))
+    tables = rst_tables(report["results"]) + engine_report.engine_rst(report["results"])
+    (RESULTS_DIR / f"{run_id}.rst").write_text(tables)
     log(f"wrote {RESULTS_DIR / f'{run_id}.json'} and .rst")
 
 
@@ -175,8 +183,16 @@ def render(path: str) -> int:
     """Print the tables of a saved run, then the same as reStructuredText."""
     report = json.loads(Path(path).read_text())
     print_tables(report["results"], table_title(report))
-    print(rst_tables(report["results"]))
+    print_engine_tables(report["results"])
+    print(rst_tables(report["results"]) + engine_report.engine_rst(report["results"]))
     return 0
+
+
+def print_engine_tables(results: dict[str, Result]) -> None:
+    """Print the tables of the worker-engine workloads that ran, if any."""
+    tables = engine_report.engine_tables(results)
+    if tables:
+        render_tables(tables, ENGINE_NOTE)
 
 
 def table_title(report: dict[str, Any]) -> str:
@@ -195,8 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         pg_host=args.pg_host, pg_port=args.pg_port, redis_host=args.redis_host, redis_port=args.redis_port
     )
     services.check()
-    contestants = select_contestants(args.only)
     workloads = choose_workloads(args.workloads)
+    contestants = [c for c in select_contestants(args.only) if set(c.workloads) & set(workloads)]
+    if not contestants:
+        raise SystemExit(f"no contestant of --only {args.only!r} runs any of the workloads {', '.join(workloads)}")
     sizes = choose_sizes(args)
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     pending: dict[str, Result] = {}
@@ -223,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "summary": summary_json(results),
         "ratios": ratios_json(results),
+        "engine": engine_report.engine_json(results),
     }
     save(report, run_id)
     print_tables(results, table_title(report))
+    print_engine_tables(results)
     return 0

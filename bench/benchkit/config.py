@@ -20,6 +20,8 @@ REDIS_DB_DRAMATIQ_BROKER = 14
 POLL_INTERVAL = "0.1"
 
 WORKLOADS = ("drain", "enqueue", "latency", "drain-nores")
+#: The worker-engine workloads (``benchkit.engine``): only run when named in ``--workloads``.
+ENGINE_WORKLOADS = ("io", "cpu", "memory", "overhead")
 #: What a contestant runs unless it says otherwise (``drain-nores`` is opt-in).
 DEFAULT_WORKLOADS = ("drain", "enqueue", "latency")
 
@@ -53,12 +55,25 @@ class Sizes:
     latency: int = 500
     latency_interval: float = 0.02
     warmup: int = 50
-    #: Fire-and-forget tasks of the ``drain-nores`` workload.
+    #: Fire-and-forget tasks of the ``drain-nores`` workload (and of ``overhead``, which runs it).
     drain_nores: int = 10000
+    #: ``io``: tasks, and the seconds each one sleeps.
+    io: int = 2000
+    io_seconds: float = 0.05
+    #: ``cpu``: tasks, and the seconds of pure-Python work each (a loop count calibrated once per run).
+    cpu: int = 200
+    cpu_seconds: float = 0.05
+    #: ``memory``: no-op tasks run before the first and before the second reading, and the ``enqueue_many`` batch.
+    memory_first: int = 1000
+    memory_total: int = 100000
+    memory_batch: int = 1000
 
 
 FULL = Sizes()
-QUICK = Sizes(drain=300, enqueue_one=300, enqueue_many=1000, enqueue_many_batch=500, latency=100, warmup=20, drain_nores=1000)
+QUICK = Sizes(
+    drain=300, enqueue_one=300, enqueue_many=1000, enqueue_many_batch=500, latency=100, warmup=20, drain_nores=1000,
+    io=200, cpu=20, memory_first=1000, memory_total=5000,
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,8 @@ class Contestant:
     requires: tuple[str, ...] = field(default=())
     #: The workloads this contestant runs (the others are skipped for it).
     workloads: tuple[str, ...] = DEFAULT_WORKLOADS
+    #: Extra environment variables of its processes (``(name, value)`` pairs).
+    env: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def is_djtasks(self) -> bool:
@@ -92,8 +109,10 @@ class Contestant:
         return self.family == "djtasks"
 
 
-def _djtasks_worker(pool: str = "threads", concurrency: int = 4) -> tuple[tuple[str, ...], ...]:
-    return (("manage.py", "runworker", "--pool", pool, "-c", str(concurrency), "-Q", "default", "-l", "warning"),)
+def _djtasks_worker(
+    pool: str = "threads", concurrency: int = 4, *extra: str, command: str = "runworker"
+) -> tuple[tuple[str, ...], ...]:
+    return (("manage.py", command, "--pool", pool, "-c", str(concurrency), "-Q", "default", "-l", "warning", *extra),)
 
 
 def _dtdb_workers(count: int) -> tuple[tuple[str, ...], ...]:
@@ -178,6 +197,79 @@ CONTESTANTS: tuple[Contestant, ...] = (
         workloads=("drain-nores",),
     ),
 )
+
+
+DJTASKS_REDIS_REQUIRES = (*DJTASKS_REQUIRES, "djtasks.brokers.redis", "benchapp.engine_djtasks")
+
+
+def _engine_djtasks(
+    name: str, workers: tuple[tuple[str, ...], ...], desc: str, workload: str, requires: tuple[str, ...] = ()
+) -> Contestant:
+    """A djtasks contestant of one worker-engine workload: Redis broker (db 11), results on PostgreSQL."""
+    return Contestant(
+        name, "djtasks", "postgres", "bench_engine_djtasks", workers, desc, redis_broker_db=REDIS_DB_DJTASKS_BROKER,
+        bulk=True, requires=(*DJTASKS_REDIS_REQUIRES, *requires), workloads=(workload,),
+    )
+
+
+def _engine_celery(
+    name: str, workers: tuple[tuple[str, ...], ...], desc: str, workload: str, *, redis_results: bool = False,
+    requires: tuple[str, ...] = (),
+) -> Contestant:
+    """A Celery contestant of one worker-engine workload: Redis broker (db 12), results in django-celery-results
+    on PostgreSQL, or with ``redis_results`` in Redis (the broker's database)."""
+    return Contestant(
+        name, "celery", "postgres", "bench_engine_celery", workers, desc, redis_broker_db=REDIS_DB_CELERY_BROKER,
+        requires=requires, workloads=(workload,), env=(("BENCH_CELERY_RESULTS", "redis"),) if redis_results else (),
+    )
+
+
+#: The contestants of the worker-engine workloads (``benchkit.engine``); each runs one of them.
+ENGINE_CONTESTANTS: tuple[Contestant, ...] = (
+    _engine_djtasks(
+        "djtasks-io-gevent", _djtasks_worker("gevent", 200), "runworker --pool gevent -c 200", "io", ("gevent",)
+    ),
+    _engine_djtasks("djtasks-io-threads", _djtasks_worker("threads", 100), "runworker --pool threads -c 100", "io"),
+    _engine_djtasks(
+        "djtasks-io-asyncio", _djtasks_worker("threads", 4),
+        "runworker --pool threads -c 4, async def tasks (up to 1,000 at once on its event loop)", "io",
+    ),
+    _engine_celery(
+        "celery-io-gevent", _celery_worker("gevent", 200), "celery worker -P gevent -c 200, results in Redis", "io",
+        redis_results=True, requires=("gevent",),
+    ),
+    _engine_celery(
+        "celery-io-threads", _celery_worker("threads", 100), "celery worker -P threads -c 100, results in Redis", "io",
+        redis_results=True,
+    ),
+    _engine_djtasks(
+        "djtasks-cpu-prefork", _djtasks_worker("prefork", 2), "runworker --pool prefork -c 2 (3 processes)", "cpu"
+    ),
+    _engine_djtasks("djtasks-cpu-solo", _djtasks_worker("solo", 1), "runworker --pool solo (1 process)", "cpu"),
+    _engine_celery(
+        "celery-cpu-prefork", _celery_worker("prefork", 2), "celery worker -P prefork -c 2 (3 processes)", "cpu"
+    ),
+    _engine_celery("celery-cpu-solo", _celery_worker("solo", 1), "celery worker -P solo (1 process)", "cpu"),
+    _engine_djtasks(
+        "djtasks-mem-prefork", _djtasks_worker("prefork", 2), "runworker --pool prefork -c 2 (3 processes)", "memory"
+    ),
+    _engine_celery(
+        "celery-mem-prefork", _celery_worker("prefork", 2), "celery worker -P prefork -c 2 (3 processes)", "memory"
+    ),
+    _engine_djtasks(
+        "djtasks-ovh-bare", _djtasks_worker(command="bench_runworker"),
+        "runworker --pool threads -c 4, control plane off (bench_runworker)", "overhead",
+    ),
+    _engine_djtasks(
+        "djtasks-ovh-plain", _djtasks_worker(), "runworker --pool threads -c 4 (control plane on: the default)",
+        "overhead",
+    ),
+    _engine_djtasks(
+        "djtasks-ovh-limits", _djtasks_worker("threads", 4, "--time-limit", "60", "--soft-time-limit", "50"),
+        "runworker --pool threads -c 4 --time-limit 60 --soft-time-limit 50", "overhead",
+    ),
+)
+CONTESTANTS = (*CONTESTANTS, *ENGINE_CONTESTANTS)
 
 
 def select_contestants(only: str | None) -> list[Contestant]:

@@ -61,6 +61,7 @@ class Harness:
             BENCH_POLL_INTERVAL=POLL_INTERVAL,
             PYTHONUNBUFFERED="1",
         )
+        env.update(self.contestant.env)
         env.pop("PYTHONPATH", None)
         return env
 

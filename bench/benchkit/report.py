@@ -139,6 +139,8 @@ def figure_rows(results: dict[str, Result]) -> tuple[list[str], list[list[str]]]
         result = results.get(contestant.name)
         if result is None:
             continue
+        if not set(contestant.workloads) & {m.workload for m in METRICS}:
+            continue  # a contestant of other workloads only (``benchkit.engine``)
         cells = [figure_cell(result, m) for m in METRICS]
         rows.append([contestant.name, contestant.worker_desc, *cells])
     return header, rows
@@ -179,15 +181,21 @@ RATIO_NOTE = (
 
 
 def print_tables(results: dict[str, Result], title: str) -> None:
-    """Print both tables, with rich when it is installed."""
+    """Print both tables, with rich when it is installed (nothing when no contestant has their figures)."""
     tables = [("Figures: " + title, *figure_rows(results)), ("Ratios djtasks / peer", *ratio_rows(results))]
+    if tables[0][2]:
+        render_tables(tables, RATIO_NOTE)
+
+
+def render_tables(tables: list[tuple[str, list[str], list[list[str]]]], note: str) -> None:
+    """Print ``(title, header, rows)`` tables and a note, with rich when it is installed."""
     try:
         from rich.console import Console
         from rich.table import Table
     except ImportError:
         for name, header, rows in tables:
             print(f"\n{name}\n{plain_table(header, rows)}")
-        print(RATIO_NOTE)
+        print(note)
         return
     probe = Console()
     console = probe if probe.is_terminal else Console(width=220)
@@ -198,7 +206,7 @@ def print_tables(results: dict[str, Result], title: str) -> None:
         for row in rows:
             table.add_row(*row)
         console.print(table)
-    console.print(RATIO_NOTE)
+    console.print(note)
 
 
 def plain_table(header: list[str], rows: list[list[str]]) -> str:
@@ -219,7 +227,9 @@ def rst_list_table(title: str, header: list[str], rows: list[list[str]]) -> str:
 
 
 def rst_tables(results: dict[str, Result]) -> str:
-    """Both tables as reStructuredText."""
+    """Both tables as reStructuredText ("" when no contestant has their figures)."""
+    if not figure_rows(results)[1]:
+        return ""
     figures = rst_list_table("Figures", *figure_rows(results))
     ratios = rst_list_table("Ratios djtasks / peer", *ratio_rows(results))
     return f"{figures}\n{ratios}\n{RATIO_NOTE}\n"

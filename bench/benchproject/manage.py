@@ -7,8 +7,18 @@ and the Redis bookkeeping keys with the ``BENCH_*`` variables read by
 :mod:`benchproject.settings.base`.
 """
 
+import itertools
 import os
 import sys
+
+
+def wants_gevent(argv: list[str]) -> bool:
+    """Whether this process runs ``runworker --pool gevent`` (or ``DJTASKS_POOL=gevent`` says so)."""
+    if os.environ.get("DJTASKS_POOL") == "gevent":
+        return True
+    if argv[1:2] != ["runworker"]:
+        return False
+    return "--pool=gevent" in argv or ("--pool", "gevent") in itertools.pairwise(argv)
 
 
 def main() -> None:
@@ -20,4 +30,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if wants_gevent(sys.argv):
+        # Before Django (or anything that opens sockets) is imported: djtasks' gevent pool needs it.
+        from gevent import monkey
+
+        monkey.patch_all()
     main()

@@ -9,7 +9,8 @@ class BenchAppConfig(AppConfig):
     name = "benchapp"
 
     def ready(self) -> None:
-        """Import the task module so every worker knows the task."""
-        from .contestant import tasks_module
+        """Import the task modules so every worker knows the tasks."""
+        from .contestant import engine_module, tasks_module
 
         tasks_module()
+        engine_module()

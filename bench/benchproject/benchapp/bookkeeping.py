@@ -17,6 +17,8 @@ from django.conf import settings
 _lock = threading.Lock()
 _client: redis.Redis | None = None
 _client_pid: int = 0
+#: Connections of the bookkeeping client's pool, at most.
+MAX_CONNECTIONS = 1000
 
 
 def client() -> redis.Redis:
@@ -26,7 +28,9 @@ def client() -> redis.Redis:
     if _client is None or _client_pid != pid:
         with _lock:
             if _client is None or _client_pid != pid:
-                _client = redis.Redis.from_url(settings.BENCH_REDIS_URL)
+                # Up to one connection per task running at once: redis-py 8 caps a pool at 100 by
+                # default and raises beyond, which -c 200 (gevent, threads) would reach.
+                _client = redis.Redis.from_url(settings.BENCH_REDIS_URL, max_connections=MAX_CONNECTIONS)
                 _client_pid = pid
     return _client
 
@@ -40,3 +44,8 @@ def record(tag: str, enqueued_at: float) -> None:
     """Record that a task tagged ``tag`` started now (one Redis round trip)."""
     started = time.time()
     client().rpush(key(tag), f"{started:.6f} {enqueued_at:.6f}")
+
+
+def record_span(tag: str, started: float, ended: float) -> None:
+    """Record that a task tagged ``tag`` ran from ``started`` to ``ended`` (one Redis round trip)."""
+    client().rpush(key(tag), f"{started:.6f} {ended:.6f}")

@@ -7,6 +7,8 @@ used by the ``bench_enqueue`` and ``bench_status`` commands.
 
 from collections.abc import Sequence
 from importlib import import_module
+from importlib.util import find_spec
+from types import ModuleType
 from typing import Protocol, cast
 
 from django.conf import settings
@@ -31,3 +33,9 @@ class TasksModule(Protocol):
 def tasks_module() -> TasksModule:
     """Import and return the task module named by ``settings.BENCH_TASKS_MODULE``."""
     return cast(TasksModule, import_module(settings.BENCH_TASKS_MODULE))
+
+
+def engine_module() -> ModuleType | None:
+    """Import and return ``benchapp.engine_<contestant>`` (the worker-engine tasks), None if it has none."""
+    name = f"benchapp.engine_{settings.BENCH_CONTESTANT}"
+    return import_module(name) if find_spec(name) is not None else None

@@ -1,0 +1,78 @@
+"""The worker-engine tasks for djtasks (``io``, ``cpu`` and ``memory`` workloads of ``bench/run.py``).
+
+Each task records its start and end with one ``RPUSH`` after its work
+(:func:`benchapp.bookkeeping.record_span`); the ``async def`` one through an
+asyncio Redis client of its event loop, so that no coroutine blocks the loop.
+"""
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import redis.asyncio
+from django.conf import settings
+from djtasks import djtask
+
+from .bookkeeping import key, record_span
+from .tasks_djtasks import noop_nores
+from .work import spin
+
+_async_clients: dict[int, redis.asyncio.Redis] = {}
+
+
+@djtask
+def sleep_io(tag: str, seconds: float) -> None:
+    """Wait ``seconds`` on I/O (``time.sleep``: cooperative under gevent)."""
+    started = time.time()
+    time.sleep(seconds)
+    record_span(tag, started, time.time())
+
+
+@djtask
+async def sleep_async(tag: str, seconds: float) -> None:
+    """Await ``seconds`` (``asyncio.sleep``) on the worker's event loop."""
+    started = time.time()
+    await asyncio.sleep(seconds)
+    ended = time.time()
+    await _async_client().rpush(key(tag), f"{started:.6f} {ended:.6f}")
+
+
+@djtask
+def cpu(tag: str, loops: int) -> None:
+    """Pure-Python CPU work (:func:`benchapp.work.spin`)."""
+    started = time.time()
+    spin(loops)
+    record_span(tag, started, time.time())
+
+
+def _async_client() -> redis.asyncio.Redis:
+    """The asyncio bookkeeping client of the running event loop (one per loop, made on first use)."""
+    loop_id = id(asyncio.get_running_loop())
+    client = _async_clients.get(loop_id)
+    if client is None:
+        # Coroutines wait for one of 100 connections (redis-py's default cap, which raises when reached).
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            settings.BENCH_REDIS_URL, max_connections=100, timeout=None
+        )
+        client = _async_clients[loop_id] = redis.asyncio.Redis(connection_pool=pool)
+    return client
+
+
+TASKS = {"sleep": sleep_io, "async-sleep": sleep_async, "cpu": cpu, "noop-nores": noop_nores}
+
+
+def enqueue(kind: str, tag: str, argument: float, count: int, batch_size: int) -> None:
+    """Enqueue ``count`` tasks of ``kind``: ``enqueue_many`` in batches of ``batch_size``, or one call each if 0."""
+    task = TASKS[kind]
+    call = _arguments(kind, tag, argument)
+    if batch_size <= 0:
+        for _ in range(count):
+            task.enqueue(*call)
+        return
+    for first in range(0, count, batch_size):
+        task.enqueue_many([call] * min(batch_size, count - first))
+
+
+def _arguments(kind: str, tag: str, argument: float) -> Sequence[object]:
+    """The positional arguments of one task of ``kind``."""
+    return (tag, int(argument)) if kind == "cpu" else (tag, argument)
