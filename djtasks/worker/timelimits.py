@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import heapq
+import itertools
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
@@ -140,23 +144,94 @@ def raise_in_thread(thread_id: int, error: type[BaseException]) -> None:
 
 @contextmanager
 def _async_exceptions(limits: list[tuple[float, type[BaseException]]]) -> Iterator[None]:
-    thread_id = threading.get_ident()
-    lock = threading.Lock()
-    running = True
-
-    def fire(error: type[BaseException]) -> None:
-        with lock:
-            if running:
-                raise_in_thread(thread_id, error)
-
-    timers = [threading.Timer(seconds, fire, (error,)) for seconds, error in limits]
-    for timer in timers:
-        timer.daemon = True
-        timer.start()
+    watchdog = _watchdog()
+    armed = watchdog.arm(threading.get_ident(), limits)
     try:
         yield
     finally:
-        with lock:
-            running = False
-        for timer in timers:
-            timer.cancel()
+        watchdog.disarm(armed)
+
+
+class _Armed:
+    """One limit of one running task: raise ``error`` in thread ``thread_id`` unless disarmed first."""
+
+    __slots__ = ("active", "error", "thread_id")
+
+    def __init__(self, thread_id: int, error: type[BaseException]) -> None:
+        self.thread_id = thread_id
+        self.error = error
+        self.active = True
+
+
+class _Watchdog:
+    """One thread that raises the limits' errors in the task threads that overrun them.
+
+    A timer thread per limit would cost each task two thread starts; here a
+    task arms and disarms its limits under one lock, and the watchdog sleeps
+    until the earliest deadline. Disarmed limits leave the heap lazily, and
+    the heap is compacted when they are most of it, so long limits on many
+    short tasks do not pile up.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _Armed]] = []
+        self._order = itertools.count()
+        self._disarmed = 0
+        self.pid = os.getpid()
+        threading.Thread(target=self._run, name="djtasks-time-limits", daemon=True).start()
+
+    def arm(self, thread_id: int, limits: list[tuple[float, type[BaseException]]]) -> list[_Armed]:
+        now = time.monotonic()
+        armed = [_Armed(thread_id, error) for _, error in limits]
+        with self._condition:
+            earliest = self._heap[0][0] if self._heap else None
+            for (seconds, _), limit in zip(limits, armed, strict=True):
+                heapq.heappush(self._heap, (now + seconds, next(self._order), limit))
+            if earliest is None or self._heap[0][0] < earliest:
+                self._condition.notify()
+        return armed
+
+    def disarm(self, armed: list[_Armed]) -> None:
+        with self._condition:  # the watchdog fires under this lock: never after the task left its limits
+            for limit in armed:
+                if limit.active:
+                    limit.active = False
+                    self._disarmed += 1
+            if self._disarmed > COMPACT_AFTER and self._disarmed * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if entry[2].active]
+                heapq.heapify(self._heap)
+                self._disarmed = 0
+
+    def _run(self) -> None:
+        with self._condition:
+            while True:
+                while self._heap and not self._heap[0][2].active:
+                    heapq.heappop(self._heap)
+                    self._disarmed -= 1
+                if not self._heap:
+                    self._condition.wait()
+                    continue
+                delay = self._heap[0][0] - time.monotonic()
+                if delay > 0:
+                    self._condition.wait(delay)
+                    continue
+                _, _, limit = heapq.heappop(self._heap)
+                limit.active = False
+                raise_in_thread(limit.thread_id, limit.error)
+
+
+#: Disarmed limits the heap may hold before it is compacted.
+COMPACT_AFTER = 1024
+_WATCHDOG: _Watchdog | None = None
+_WATCHDOG_LOCK = threading.Lock()
+
+
+def _watchdog() -> _Watchdog:
+    """This process's watchdog, started on first use (again in a forked child, whose threads are gone)."""
+    global _WATCHDOG
+    if _WATCHDOG is None or _WATCHDOG.pid != os.getpid():
+        with _WATCHDOG_LOCK:
+            if _WATCHDOG is None or _WATCHDOG.pid != os.getpid():
+                _WATCHDOG = _Watchdog()
+    return _WATCHDOG
