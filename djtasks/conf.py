@@ -23,8 +23,9 @@ class BackendOptions:
     lease_seconds: float = 60.0
     #: Seconds an idle worker waits between polls when nothing wakes it earlier.
     poll_interval_seconds: float = 0.5
-    #: Tasks a worker reserves per free slot of its pool; more means fewer round trips
-    #: under load, 1 means a long task never waits behind another in the same worker.
+    #: Tasks a worker holds at most per slot of its pool, running ones included (as Celery's
+    #: ``worker_prefetch_multiplier``): more keeps every slot busy and means fewer round
+    #: trips under load; 1 means a long task never waits behind another in the same worker.
     prefetch_multiplier: int = 4
     #: Finished result rows older than this many days are removed by ``djtasks cleanup``
     #: without ``--older-than``, and by every worker once an hour (``None``: keep them).

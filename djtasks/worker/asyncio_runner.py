@@ -14,8 +14,8 @@ no more concurrency than a plain function; one loop gives thousands. The
 loop is meant for tasks that await I/O: CPU-heavy work in a coroutine holds
 up every other coroutine (and, in the supervisor's process, the supervisor).
 
-The worker reserves work while *both* have room (``free_slots`` is the
-smaller of the two), so neither the pool nor the loop is handed more than
+The worker reserves work while *both* have room (``room`` is the smaller
+of the two), so neither the pool nor the loop is handed more than
 its share of prefetched messages: a worker whose pool is busy leaves
 ``async def`` tasks in the queue for other workers, as it does plain ones.
 """
@@ -260,6 +260,9 @@ class PoolWithEventLoop(Pool):
 
     def free_slots(self) -> int:
         return min(self.pool.free_slots(), self.coroutines.free_slots())
+
+    def room(self, prefetch_multiplier: int) -> int:
+        return min(self.pool.room(prefetch_multiplier), self.coroutines.free_slots())
 
     def terminate(self, task_id: str) -> bool:
         return self.coroutines.terminate(task_id) or self.pool.terminate(task_id)

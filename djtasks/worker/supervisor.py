@@ -39,6 +39,8 @@ logger = logging.getLogger("djtasks.worker")
 CLEANUP_INTERVAL_SECONDS = 3600
 #: Seconds a start mark may wait for its task's outcome, to be written in the same commit.
 START_MARK_DELAY_SECONDS = 0.02
+#: Seconds finished tasks may wait for others to be stored with, while the pool has work queued.
+SETTLE_DELAY_SECONDS = 0.01
 #: Seconds to wait before the next loop after the database or broker failed.
 ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 
@@ -174,7 +176,7 @@ class Worker:
                 if failures:
                     logger.warning("the worker loop works again after %d failed attempt(s)", failures)
                     failures = 0
-                if worked and self._saturated and self.pool.free_slots() > 0:
+                if worked and self._saturated and self.pool.room(self.config.prefetch_multiplier) > 0:
                     continue  # more may wait, and there is room for it
                 if self.burst and not self._in_flight and self._done.empty():
                     break
@@ -207,9 +209,23 @@ class Worker:
         logger.info("returned %d reserved task(s) that had not started to the queue", len(unstarted))
 
     def _wait(self, seconds: float) -> None:
-        """Wait for a wake-up, at most ``seconds``; less while start marks wait to be written."""
+        """Wait for a wake-up, at most ``seconds``; less while start marks wait to be written.
+
+        When tasks finished but every slot of the pool still has a task
+        waiting for it, nothing needs the supervisor at once: it lets a few
+        more finish (up to one per slot, or ``SETTLE_DELAY_SECONDS``), to
+        store and ack them together, one write and one round trip.
+        """
         if self._done.empty():
             self._wake.wait(min(seconds, START_MARK_DELAY_SECONDS) if self._unmarked else seconds)
+        deadline = time.monotonic() + SETTLE_DELAY_SECONDS
+        while (self.pool.free_slots() < 0 and self._done.qsize() < self.pool.concurrency
+               and not self.stopping):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._wake.clear()  # new messages can wait: the pool has work queued
+            self._wake.wait(remaining)
 
     def _cycle(self, *, take_work: bool) -> bool:
         """Store finished tasks, settle their messages and reserve new ones; return whether any was reserved.
@@ -227,7 +243,7 @@ class Worker:
         batch, self._unwritten = self._unwritten, []
         marks, self._unmarked = self._unmarked, []
         unsettled, self._unsettled = self._unsettled, []
-        limit = self.pool.free_slots() * self.config.prefetch_multiplier if take_work else 0
+        limit = self.pool.room(self.config.prefetch_multiplier) if take_work else 0
         try:
             with self.results.atomic() if self._shares_database else contextlib.nullcontext():
                 if batch or marks:

@@ -42,6 +42,14 @@ class Pool(ABC):
     def free_slots(self) -> int:
         """How many more deliveries can start now."""
 
+    def room(self, prefetch_multiplier: int) -> int:
+        """How many more deliveries to reserve: up to ``prefetch_multiplier`` per slot, running ones included.
+
+        Reserving ahead keeps every slot busy while the supervisor fetches
+        more; with a multiplier of 1 nothing waits that could not start now.
+        """
+        return self.free_slots() + self.concurrency * (prefetch_multiplier - 1)
+
     def terminate(self, task_id: str) -> bool:
         """Stop the running task ``task_id`` (``TaskRevoked``); return False if it is not running here."""
         return False
