@@ -14,10 +14,11 @@ no more concurrency than a plain function; one loop gives thousands. The
 loop is meant for tasks that await I/O: CPU-heavy work in a coroutine holds
 up every other coroutine (and, in the supervisor's process, the supervisor).
 
-The worker reserves work while *both* have room (``room`` is the smaller
-of the two), so neither the pool nor the loop is handed more than
-its share of prefetched messages: a worker whose pool is busy leaves
-``async def`` tasks in the queue for other workers, as it does plain ones.
+The worker reserves for the pool as with any pool, and for the loop in
+proportion to the share of ``async def`` tasks among the deliveries it got
+lately: a worker fed coroutines reserves up to the loop's free places at
+once, one fed plain tasks reserves for its pool only and leaves the rest in
+the queue for other workers.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ logger = logging.getLogger("djtasks.worker")
 
 #: How many ``async def`` tasks one worker process awaits at once on its event loop.
 ASYNC_TASKS_AT_ONCE = 1000
+#: Weight of each new delivery in :attr:`PoolWithEventLoop.async_share`.
+ASYNC_SHARE_WEIGHT = 0.1
 
 
 def is_coroutine_task(delivery: Delivery) -> bool:
@@ -239,6 +242,8 @@ class PoolWithEventLoop(Pool):
         self.on_done = pool.on_done
         self.name = pool.name
         self.runs_inline = pool.runs_inline
+        #: Share of ``async def`` tasks among the recent deliveries (a moving average, 0 to 1).
+        self.async_share = 0.0
 
     @property
     def concurrency(self) -> int:
@@ -253,7 +258,9 @@ class PoolWithEventLoop(Pool):
         self.pool.start()
 
     def submit(self, delivery: Delivery) -> None:
-        if is_coroutine_task(delivery):
+        coroutine = is_coroutine_task(delivery)
+        self.async_share += ASYNC_SHARE_WEIGHT * (coroutine - self.async_share)
+        if coroutine:
             self.coroutines.submit(delivery)
         else:
             self.pool.submit(delivery)
@@ -262,7 +269,14 @@ class PoolWithEventLoop(Pool):
         return min(self.pool.free_slots(), self.coroutines.free_slots())
 
     def room(self, prefetch_multiplier: int) -> int:
-        return min(self.pool.room(prefetch_multiplier), self.coroutines.free_slots())
+        """The pool's room, plus room on the loop in proportion to the ``async def`` tasks lately delivered.
+
+        A worker that gets mostly coroutines reserves up to the loop's free
+        places at once, so a queue of them is not taken a pool's worth at a
+        time; one that gets plain tasks reserves for its pool only.
+        """
+        loop_room = self.coroutines.free_slots()
+        return min(max(self.pool.room(prefetch_multiplier), 0) + int(self.async_share * loop_room), loop_room)
 
     def terminate(self, task_id: str) -> bool:
         return self.coroutines.terminate(task_id) or self.pool.terminate(task_id)

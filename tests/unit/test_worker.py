@@ -168,3 +168,33 @@ def test_sys_exit_in_a_task_fails_it_and_the_thread_goes_on():
     assert (stats.failed, stats.succeeded) == (1, 1)
     assert TaskRecord.objects.get(id=exiting.id).errors[-1]["exception_class_path"] == "builtins.SystemExit"
     assert tasks.add.get_result(after.id).return_value == 2
+
+
+def test_a_worker_fed_coroutines_reserves_for_its_event_loop_not_a_pool_at_a_time():
+    """The loop's room counts in proportion to the ``async def`` tasks lately delivered."""
+    from djtasks.brokers import Delivery
+    from djtasks.worker.asyncio_runner import PoolWithEventLoop
+    from djtasks.worker.executor import Executor
+    from djtasks.worker.pools.threads import ThreadPool
+
+    backend = tasks.add.get_backend()
+
+    def delivery(task, n):  # noqa: ANN001, ANN202
+        message = backend._outgoing(task, (n, n), {}, timezone.now())
+        return Delivery(id=message.id, queue="default", body=message.body, deliveries=1)
+
+    done = []
+    pool = PoolWithEventLoop(ThreadPool(Executor(backend=backend, worker_id="w"), done.append, 2), limit=500)
+    pool.start()
+    try:
+        plain_room = pool.room(4)
+        assert plain_room == 8  # 2 slots x 4, nothing delivered yet
+        for n in range(100):
+            pool.submit(delivery(tasks.async_add, n))
+        assert pool.room(4) > 200  # most of the loop's free places
+        for n in range(100):
+            pool.submit(delivery(tasks.add, n))
+        assert pool.room(4) < 20  # back to about the pool's share
+    finally:
+        pool.stop(timeout=10)
+    assert len(done) == 200
