@@ -1,14 +1,20 @@
-"""Reads and writes of the worker registry, control commands and revocations."""
+"""Reads and writes of the worker registry, control commands and revocations.
+
+Each write that someone waits for (a command, a revocation, a reply) is also
+signalled through the broker once it commits (see :mod:`.wakeup`).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
 
 from .models import ControlCommand, ControlReply, Revocation, WorkerRecord
+from .wakeup import COMMAND, REPLY, REVOCATION, Signals
 
 #: A worker whose last heartbeat is older than this is not counted as alive.
 STALE_AFTER = dt.timedelta(seconds=30)
@@ -17,13 +23,28 @@ KEEP_FOR = dt.timedelta(days=1)
 
 
 class ControlStore:
-    """The control plane's rows in database ``alias``."""
+    """The control plane's rows in database ``alias``.
 
-    def __init__(self, alias: str = "default") -> None:
+    ``signals`` announces commands, revocations and replies; by default
+    through the broker of each djtasks backend whose results are in ``alias``.
+    """
+
+    def __init__(self, alias: str = "default", signals: Signals | None = None) -> None:
         self.alias = alias
+        self._signals = signals
+
+    @property
+    def signals(self) -> Signals:
+        if self._signals is None:  # found on first use: settings are read then, not at construction
+            self._signals = Signals.of_database(self.alias)
+        return self._signals
 
     def _rows(self, model: type[models.Model]) -> models.QuerySet:
         return model.objects.using(self.alias)
+
+    def _signal(self, kind: str) -> None:
+        """Signal ``kind`` once the write commits: a reader woken earlier would not see the row."""
+        transaction.on_commit(partial(self.signals.notify, kind), using=self.alias)
 
     # -- registry ----------------------------------------------------------
 
@@ -47,7 +68,9 @@ class ControlStore:
     # -- commands ------------------------------------------------------------
 
     def send(self, command: str, now: dt.datetime, target: str = "", **arguments: Any) -> ControlCommand:
-        return self._rows(ControlCommand).create(created_at=now, command=command, target=target, arguments=arguments)
+        sent = self._rows(ControlCommand).create(created_at=now, command=command, target=target, arguments=arguments)
+        self._signal(COMMAND)
+        return sent
 
     def pending_for(self, worker_id: str, after_id: int) -> list[ControlCommand]:
         """Commands for this worker (or all) newer than ``after_id``."""
@@ -61,7 +84,8 @@ class ControlStore:
             with transaction.atomic(using=self.alias):
                 self._rows(ControlReply).create(command=command, worker_id=worker_id, replied_at=now, reply=reply)
         except IntegrityError:
-            pass  # already answered (a command seen twice after a restart)
+            return  # already answered (a command seen twice after a restart)
+        self._signal(REPLY)
 
     def replies(self, command: ControlCommand) -> list[ControlReply]:
         return list(self._rows(ControlReply).filter(command=command).order_by("worker_id"))
@@ -72,6 +96,7 @@ class ControlStore:
         for task_id in task_ids:
             self._rows(Revocation).update_or_create(task_id=task_id, defaults={
                 "revoked_at": now, "revoked_by": by, "terminate": terminate})
+        self._signal(REVOCATION)
 
     def revocations_since(self, moment: dt.datetime) -> list[Revocation]:
         return list(self._rows(Revocation).filter(revoked_at__gte=moment).order_by("revoked_at"))

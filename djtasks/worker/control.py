@@ -1,8 +1,12 @@
 """A worker's link to the control plane: registry heartbeats, commands, revocations.
 
-It runs in a thread of the supervisor and talks to the results database
-only, so it serves the ORM and the Redis broker alike. Commands reach a
-worker within ``POLL_SECONDS``.
+It runs in a thread of the supervisor. Commands and revocations are rows in
+the results database, so the same control plane serves the ORM and the Redis
+broker. The broker also signals each new row (:mod:`djtasks.control.wakeup`:
+Redis pub/sub, PostgreSQL NOTIFY), so the agent carries it out at once and
+only looks for rows it was not told about every ``FALLBACK_POLL_SECONDS``.
+Where the broker has no signals (SQLite, MySQL), and while its subscription
+is down, the agent looks every ``POLL_SECONDS``.
 """
 
 from __future__ import annotations
@@ -12,19 +16,21 @@ import logging
 import os
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
 from ..control.registry import ControlStore
+from ..control.wakeup import WORKER_KINDS, fallback_poll_seconds, subscriber_for
 
 if TYPE_CHECKING:
     from .supervisor import Worker
 
 logger = logging.getLogger("djtasks.worker")
 
-#: Seconds between two looks for commands and revocations.
+#: Seconds between two looks for commands and revocations when no signal can tell of them.
 POLL_SECONDS = 0.5
 #: Seconds between two heartbeats in the registry.
 HEARTBEAT_SECONDS = 2.0
@@ -39,20 +45,30 @@ class ControlAgent:
         self.worker = worker
         self.store = store
         self._stop = threading.Event()
+        #: Set by a signal, by the subscription coming up or going down, and by stop().
+        self._look_now = threading.Event()
+        self._subscriber = subscriber_for(worker.broker, WORKER_KINDS)
+        self._fallback_poll_seconds = fallback_poll_seconds()
         self._thread = threading.Thread(target=self._run, name="djtasks-control", daemon=True)
         self._last_command = 0
         self._revocations_seen_at = timezone.now() - REVOCATIONS_KEPT
+        self._failing = False
 
     def start(self) -> None:
         self._announce()
         self._last_command = self.store.last_command_id()  # commands sent before we started are not ours
         self._load_revocations()
+        if self._subscriber is not None:
+            self._subscriber.start(self._look_now)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._look_now.set()
         if self._thread.ident is not None:
             self._thread.join(timeout=5)
+        if self._subscriber is not None:
+            self._subscriber.stop()
         try:
             self.store.heartbeat(self.worker.worker_id, stopped_at=timezone.now(), running=[],
                                  **self._counts())
@@ -72,24 +88,60 @@ class ControlAgent:
         stats = self.worker.stats
         return {"succeeded": stats.succeeded, "failed": stats.failed, "retried": stats.retried}
 
+    def _poll_seconds(self) -> float:
+        """How long until the next look for rows that no signal told of."""
+        signalled = self._subscriber is not None and self._subscriber.connected
+        return self._fallback_poll_seconds if signalled else POLL_SECONDS
+
     def _run(self) -> None:
-        next_heartbeat = 0.0
-        while not self._stop.wait(POLL_SECONDS):
+        next_heartbeat = time.monotonic() + HEARTBEAT_SECONDS  # start() announced the worker
+        next_look = time.monotonic() + POLL_SECONDS
+        while True:
+            self._look_now.wait(max(0.0, min(next_heartbeat, next_look) - time.monotonic()))
+            if self._stop.is_set():
+                return
+            signalled = self._look_now.is_set()
+            self._look_now.clear()  # before the look: a signal from now on means another look
+            now = time.monotonic()
+            beat, look = now >= next_heartbeat, signalled or now >= next_look
+            if beat:
+                next_heartbeat = now + HEARTBEAT_SECONDS
+            if look:
+                next_look = now + self._poll_seconds()
             try:
-                now = timezone.now()
-                if now.timestamp() >= next_heartbeat:
-                    self.store.heartbeat(self.worker.worker_id, last_heartbeat=now, concurrency=self.worker.pool.concurrency,
-                                         running=self.worker.running(), **self._counts())
-                    next_heartbeat = now.timestamp() + HEARTBEAT_SECONDS
-                self._load_revocations()
-                for command in self.store.pending_for(self.worker.worker_id, self._last_command):
-                    self._last_command = command.id
-                    reply = self._carry_out(command.command, command.arguments)
-                    self.store.reply(command, self.worker.worker_id, timezone.now(), reply)
+                if beat:
+                    self._heartbeat()
+                if look:
+                    self._look()
+                self._works_again()
             except DatabaseError as exc:
-                logger.warning("control plane unreachable (%s); retrying", exc)
+                self._failed(exc)
+                next_look = min(next_look, time.monotonic() + POLL_SECONDS)  # the signal was used up
             finally:
                 close_old_connections()
+
+    def _heartbeat(self) -> None:
+        w = self.worker
+        self.store.heartbeat(w.worker_id, last_heartbeat=timezone.now(), concurrency=w.pool.concurrency,
+                             running=w.running(), **self._counts())
+
+    def _look(self) -> None:
+        """Apply new revocations and carry out pending commands."""
+        self._load_revocations()
+        for command in self.store.pending_for(self.worker.worker_id, self._last_command):
+            self._last_command = command.id
+            reply = self._carry_out(command.command, command.arguments)
+            self.store.reply(command, self.worker.worker_id, timezone.now(), reply)
+
+    def _failed(self, exc: DatabaseError) -> None:
+        if not self._failing:  # once per outage
+            logger.warning("control plane unreachable (%s); retrying", exc)
+            self._failing = True
+
+    def _works_again(self) -> None:
+        if self._failing:
+            logger.warning("control plane reachable again")
+            self._failing = False
 
     def _load_revocations(self) -> None:
         for revocation in self.store.revocations_since(self._revocations_seen_at):

@@ -8,7 +8,9 @@
 - a 3-master Redis Cluster: four queues spread over the masters, drained;
   then a master restarts and the workers live through it;
 - Sentinel: the master is SIGKILLed (or ``SENTINEL FAILOVER``) mid-drain, the
-  replica takes over, no task is lost.
+  replica takes over, no task is lost;
+- remote control while Redis is down: workers poll for commands until their
+  subscription to control signals is back.
 
 Results go to a temporary SQLite database (the demo project's, through
 ``testproject.settings``); ``record_run`` and ``sleep_then_record`` insert
@@ -27,8 +29,16 @@ from collections.abc import Sequence
 
 import pytest
 
+from djtasks.control.wakeup import FALLBACK_POLL_ENV
 from tests.e2e.conftest import Workers, sqlite_db, workers  # noqa: F401 - fixtures used by name
-from tests.e2e.helpers import E2EDatabase, WorkerProcess, call, enqueue, wait_until
+from tests.e2e.helpers import (
+    E2EDatabase,
+    WorkerProcess,
+    call,
+    enqueue,
+    run_manage,
+    wait_until,
+)
 
 from .redis_servers import RedisServers, client, redis_servers  # noqa: F401 - a fixture used by name
 
@@ -344,3 +354,39 @@ def test_a_sentinel_fail_over_mid_drain_loses_no_task(
             worker.wait_for_log(RECOVERED, timeout=10)
         assert _matches(OUTAGE, worker.log()) <= 1, worker.log_tail(80)
     assert_no_traceback(running)
+
+
+# -- remote control while Redis is down ---------------------------------------
+
+#: The control subscription's report of an outage (once), and of its end (once).
+SUBSCRIPTION_LOST = r"INFO/.*SUBSCRIBE to Redis channel .* lost \("
+SUBSCRIPTION_BACK = r"INFO/.*SUBSCRIBE to Redis channel .* works again after"
+
+
+def test_remote_control_polls_while_redis_is_down_and_is_pushed_again_once_it_is_back(
+        redis_servers: RedisServers, sqlite_db: E2EDatabase, workers: Workers, redis_env,  # noqa: ANN001, F811
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FALLBACK_POLL_ENV, "3600")  # while subscribed, only a signal can bring a command
+    server = redis_servers.server("control")
+    prefix = redis_env(server.url)
+    [worker] = start_workers(sqlite_db, workers, [], concurrency=1)
+
+    def subscribed() -> bool:
+        return client(server.port).pubsub_numsub(f"{prefix}:control") == [(f"{prefix}:control".encode(), 1)]
+
+    def ping() -> str:
+        return run_manage(sqlite_db, "djtasks", "ping", "--timeout", "60").stdout
+
+    wait_until(subscribed, timeout=30, what="the worker to subscribe to control signals")
+    assert f"{worker.worker_id}: pong" in ping()
+    server.kill()
+    worker.wait_for_log(SUBSCRIPTION_LOST, timeout=30)
+    # No signal can be sent or received now: the worker answers because it polls meanwhile.
+    assert f"{worker.worker_id}: pong" in ping()
+    server.start()
+    wait_until(subscribed, timeout=30, what="the worker to subscribe again")
+    worker.wait_for_log(SUBSCRIPTION_BACK, timeout=30)
+    assert f"{worker.worker_id}: pong" in ping()
+    log = worker.log()
+    assert _matches(SUBSCRIPTION_LOST, log) == 1 and _matches(SUBSCRIPTION_BACK, log) == 1, worker.log_tail(80)
+    assert_no_traceback([worker])

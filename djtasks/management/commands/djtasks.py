@@ -6,6 +6,7 @@ import datetime as dt
 import getpass
 import re
 import socket
+import threading
 import time
 from typing import Any
 
@@ -15,11 +16,14 @@ from django.tasks.exceptions import TaskResultDoesNotExist
 from django.utils import timezone
 
 from djtasks.backend import DjTasksBackend
+from djtasks.brokers.listener import Listener
+from djtasks.control.models import ControlCommand, ControlReply
 from djtasks.control.registry import ControlStore
+from djtasks.control.wakeup import REPLY, fallback_poll_seconds, subscriber_for
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-#: Seconds between two looks for replies to a control command.
+#: Seconds between two looks for replies to a control command where the broker cannot signal them.
 REPLY_POLL_SECONDS = 0.05
 #: How many recent failures ``status`` shows.
 RECENT_FAILURES = 5
@@ -93,18 +97,36 @@ class Command(BaseCommand):
     # -- remote control --------------------------------------------------------
 
     def _ask(self, backend: DjTasksBackend, command: str, *, target: str = "", timeout: float = 3.0,
-             **arguments: Any) -> list[Any]:
+             **arguments: Any) -> list[ControlReply]:
         """Send ``command``; collect replies until every live worker answered or ``timeout`` passed."""
         store = ControlStore(backend.config.results_database)
         now = timezone.now()
         expected = {w.worker_id for w in store.alive(now) if not target or w.worker_id == target}
-        sent = store.send(command, now, target=target, **arguments)
-        deadline = time.monotonic() + timeout
+        replied = threading.Event()
+        # Subscribed before the command goes out, so that no reply signal comes too early.
+        subscriber = subscriber_for(backend.broker, {REPLY})
+        if subscriber is not None:
+            subscriber.start(replied)
+        try:
+            sent = store.send(command, now, target=target, **arguments)
+            return self._replies(store, sent, expected, time.monotonic() + timeout, replied, subscriber)
+        finally:
+            if subscriber is not None:
+                subscriber.stop()
+
+    @staticmethod
+    def _replies(store: ControlStore, sent: ControlCommand, expected: set[str], deadline: float,
+                 replied: threading.Event, subscriber: Listener | None) -> list[ControlReply]:
+        """Read the replies to ``sent`` on each reply signal (or poll), until all came or ``deadline``."""
+        fallback_seconds = fallback_poll_seconds()
         while True:
+            replied.clear()  # before the read: a reply from now on wakes the wait below
             replies = store.replies(sent)
-            if {r.worker_id for r in replies} >= expected or time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if {r.worker_id for r in replies} >= expected or remaining <= 0:
                 return replies
-            time.sleep(REPLY_POLL_SECONDS)
+            signalled = subscriber is not None and subscriber.connected
+            replied.wait(min(remaining, fallback_seconds if signalled else REPLY_POLL_SECONDS))
 
     def _ping(self, backend: DjTasksBackend, options: dict[str, Any]) -> None:
         replies = self._ask(backend, "ping", timeout=options["timeout"])
