@@ -102,7 +102,7 @@ class Worker:
         self._unwritten: list[Completion] = []
         #: Outcomes stored whose messages are not acked (or put back) yet.
         self._unsettled: list[Completion] = []
-        #: Start marks not written yet: (when, task ids), written with the next cycle's outcomes.
+        #: Start marks not written yet: (when, envelopes), written with the next cycle's outcomes.
         self._unmarked: list[tuple[dt.datetime, list[Envelope]]] = []
         self._next_recovery = 0.0
         self._next_cleanup = 0.0

@@ -93,3 +93,44 @@ def test_start_marks_count_attempts_and_keep_the_first_start():
     assert first.started_at == start and other.started_at == start + dt.timedelta(seconds=5)
     assert first.last_attempted_at == start + dt.timedelta(seconds=5)
     assert backend.results.get(first.id).attempts == 2
+
+
+@pytest.mark.parametrize(("multiplier", "held"), [(4, 8), (1, 2)])
+def test_a_worker_holds_prefetch_multiplier_tasks_per_slot_running_ones_included(multiplier, held):  # noqa: ANN001
+    """As Celery's prefetch: with 2 busy threads a worker holds 2 x multiplier tasks, and refills as they end."""
+    import threading
+    import time
+
+    from django.tasks.signals import task_started
+
+    backend = DjTasksBackend("postgresql", {"OPTIONS": {"BROKER_URL": "django://postgresql",
+                                                        "RESULTS_DATABASE": "postgresql",
+                                                        "PREFETCH_MULTIPLIER": multiplier, "POLL_INTERVAL": 0.05}})
+    permits, started = threading.Semaphore(0), []
+
+    def block(sender, task_result, **kwargs):  # noqa: ANN001, ANN003
+        started.append(task_result.id)
+        permits.acquire(timeout=30)
+
+    def wait_for(condition) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + 20
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    results = backend.enqueue_many(tasks.add, [((n, n), {}) for n in range(20)])
+    worker = Worker(backend=backend, pool="threads", concurrency=2)
+    task_started.connect(block)
+    try:
+        with RunningWorker(worker):
+            wait_for(lambda: len(started) == 2 and len(worker.running()) == held)
+            assert (len(started), len(worker.running())) == (2, held)
+            permits.release(2)  # two tasks end; two waiting ones start, and the worker refills
+            wait_for(lambda: len(started) == 4 and len(worker.running()) == held)
+            assert (len(started), len(worker.running())) == (4, held)
+            permits.release(20)
+            wait_for(lambda: worker.stats.succeeded == 20)
+    finally:
+        permits.release(20)
+        task_started.disconnect(block)
+    assert worker.stats.succeeded == 20
+    assert {backend.get_result(r.id).return_value for r in results} == {2 * n for n in range(20)}
