@@ -72,7 +72,7 @@ class ResultStore:
         insert_records(self.alias, [NewRecord(envelope=e, enqueued_at=enqueued_at) for e in envelopes], queued=False)
 
     def mark_started(self, envelopes: Sequence[Envelope], worker_id: str, at: dt.datetime, *,
-                              durable: bool = True) -> None:
+                     durable: bool = True) -> None:
         """Mark the tasks of ``envelopes`` started on ``worker_id``, first writing any row that is missing.
 
         A row is missing when the worker got the message before the producer
