@@ -12,18 +12,15 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 
 from django.db import DatabaseError, close_old_connections
-from django.tasks import TaskResultStatus
 from django.utils import timezone
 
 from .. import registry
 from ..brokers import Broker, Delivery
 from ..control.registry import ControlStore
 from ..exceptions import BrokerError, TaskRevoked
-from ..messages import Envelope
 from ..ratelimit import RateLimiter, limiter_for, parse_rate
 from ..results import ResultStore
 from .asyncio_runner import PoolWithEventLoop
@@ -31,6 +28,7 @@ from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
 from .deliveries import envelopes_with_rows, task_of, task_path_of
 from .executor import Completion, Executor
+from .outcomes import OutcomeWriter, StartMarks, WorkerStats
 from .pools import Pool, make_pool
 
 logger = logging.getLogger("djtasks.worker")
@@ -47,14 +45,6 @@ ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 
 def make_worker_id() -> str:
     return f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
-
-
-@dataclass(slots=True)
-class WorkerStats:
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    completions: list[Completion] = field(default_factory=list)
 
 
 class Worker:
@@ -103,7 +93,7 @@ class Worker:
         #: Outcomes stored whose messages are not acked (or put back) yet.
         self._unsettled: list[Completion] = []
         #: Start marks not written yet: (when, envelopes), written with the next cycle's outcomes.
-        self._unmarked: list[tuple[dt.datetime, list[Envelope]]] = []
+        self._unmarked: StartMarks = []
         self._next_recovery = 0.0
         self._next_cleanup = 0.0
         executor = Executor(backend=backend, worker_id=self.worker_id, clock=clock, time_limit=time_limit,
@@ -114,8 +104,10 @@ class Worker:
         self.pool = PoolWithEventLoop(self.pool)  # async def tasks: on an event loop beside the pool
         if self._autoscale_bounds is not None:
             self._autoscaler = Autoscaler(self.pool, *self._autoscale_bounds, self._autoscale_idle_seconds)
+        self.outcomes = OutcomeWriter(broker=self.broker, results=self.results, worker_id=self.worker_id,
+                                      stats=self.stats, keep_completions=keep_completions)
         # Outcomes and acks then commit together, and with the next claim.
-        self._shares_database = self.broker.database_alias == self.results.alias
+        self._shares_database = self.outcomes.shares_database
 
     # -- control -----------------------------------------------------------
 
@@ -247,14 +239,14 @@ class Worker:
         try:
             with self.results.atomic() if self._shares_database else contextlib.nullcontext():
                 if batch or marks:
-                    self._store(batch, marks)
+                    self.outcomes.store(batch, marks)
                 if self._shares_database:
                     settling = unsettled + batch  # in this same transaction
                 else:
                     unsettled += batch  # committed: whatever fails below, never stored twice
                     batch, marks, settling = [], [], unsettled
                 if settling:
-                    self._settle(settling)
+                    self.outcomes.settle(settling)
                 if take_work and time.monotonic() >= self._next_recovery:
                     self._recover()
                     self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
@@ -317,7 +309,7 @@ class Worker:
         to_mark = envelopes_with_rows(deliveries) if not self.broker.records_starts else []
         if to_mark:
             if self.pool.runs_inline:
-                self._mark_started(to_mark)
+                self.outcomes.mark_started_now(to_mark)
             else:
                 self._unmarked.append((timezone.now(), to_mark))
         for delivery in deliveries:
@@ -348,13 +340,6 @@ class Worker:
     def _rate_limiter(self) -> RateLimiter:
         return limiter_for(self.backend)
 
-    def _mark_started(self, envelopes: list[Envelope]) -> None:
-        try:
-            with self.results.atomic():
-                self.results.mark_started(envelopes, self.worker_id, timezone.now(), durable=False)
-        except DatabaseError as exc:  # the outcome is still written; only the start mark is missing
-            logger.warning("could not mark %d task(s) started: %s", len(envelopes), exc)
-
     def _clean_up_old_results(self) -> None:
         """Apply ``KEEP_RESULTS_DAYS``: delete finished rows older than that."""
         if self.config.keep_results_days is None:
@@ -381,60 +366,7 @@ class Worker:
             for completion in batch:
                 self._in_flight.pop(completion.delivery.id, None)
         for completion in batch:
-            self._log(completion)
-
-    def _store(self, batch: list[Completion], marks: list[tuple[dt.datetime, list[Envelope]]]) -> None:
-        """Record start marks and outcomes in one transaction.
-
-        A transaction that holds start marks only need not wait for the disk:
-        losing one in a database crash loses nothing but the mark.
-        """
-        kept_rows = self.broker.creates_result_rows
-        with self.results.atomic():
-            for at, envelopes in marks:
-                self.results.mark_started(envelopes, self.worker_id, at, durable=bool(batch))
-            self.results.record([c.outcome for c in batch
-                                 if c.store_result or (kept_rows and c.retry_body is not None)])
-            if kept_rows:
-                # ignore_result tasks on the ORM broker: the row was only the message.
-                self.results.delete([c.outcome.task_id for c in batch
-                                     if not c.store_result and c.retry_body is None])
-
-    def _settle(self, completions: list[Completion]) -> None:
-        """Ack the messages of stored outcomes, or put retries back: after storing, so a crash re-runs, never loses.
-
-        Both are idempotent, so settling again after a failure is safe.
-        """
-        if not (self.broker.settled_by_results and self._shares_database):
-            self.broker.ack([c.delivery for c in completions if c.retry_body is None])
-        for completion in completions:
-            if completion.retry_body is not None:
-                self.broker.nack(completion.delivery, body=completion.retry_body,
-                                 available_at=completion.outcome.retry_at)
-
-    def _log(self, completion: Completion) -> None:
-        outcome = completion.outcome
-        if outcome.status == TaskResultStatus.SUCCESSFUL:
-            self.stats.succeeded += 1
-        elif outcome.status == TaskResultStatus.FAILED:
-            self.stats.failed += 1
-        else:
-            self.stats.retried += 1
-        if self.keep_completions:
-            self.stats.completions.append(completion)
-        extra = {"task_id": outcome.task_id, "task": completion.task_path}
-        if outcome.status == TaskResultStatus.READY:
-            logger.warning("Task %s[%s] RETRY at %s after %.3fs: %s", completion.task_path, outcome.task_id,
-                           outcome.retry_at.isoformat(), completion.duration_seconds,
-                           outcome.error.message if outcome.error else "", extra=extra)
-        elif outcome.status == TaskResultStatus.FAILED:
-            error = outcome.error
-            logger.error("Task %s[%s] FAILED in %.3fs: %s: %s", completion.task_path, outcome.task_id,
-                         completion.duration_seconds, error.exception_class_path if error else "?",
-                         error.message if error else "", extra=extra)
-        else:
-            logger.info("Task %s[%s] SUCCESSFUL in %.3fs", completion.task_path, outcome.task_id,
-                        completion.duration_seconds, extra=extra)
+            self.outcomes.count_and_log(completion)
 
     # -- leases ------------------------------------------------------------
 
