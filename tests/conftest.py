@@ -34,9 +34,9 @@ def missing(reason: str, *, module_level: bool = False) -> NoReturn:
 
     The one place where a test may be skipped; CI never hides a failure behind it.
     """
-    if in_ci():
-        pytest.fail(f"{reason} (CI=true: this test must run here)", pytrace=False)
-    pytest.skip(reason, allow_module_level=module_level)
+    if not in_ci():
+        pytest.skip(reason, allow_module_level=module_level)
+    pytest.fail(f"{reason} (CI=true: this test must run here)", pytrace=False)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -39,7 +39,8 @@ class OutcomeWriter:
         self.worker_id = worker_id
         self.stats = stats
         self.keep_completions = keep_completions
-        #: The broker's writes take part in the results' transactions (the ORM broker).
+        #: The broker's writes take part in the results' transactions (the ORM broker): outcomes,
+        #: acks and the next claim then commit together.
         self.shares_database = broker.database_alias == results.alias
 
     def mark_started_now(self, envelopes: list[Envelope]) -> None:

@@ -106,8 +106,6 @@ class Worker:
             self._autoscaler = Autoscaler(self.pool, *self._autoscale_bounds, self._autoscale_idle_seconds)
         self.outcomes = OutcomeWriter(broker=self.broker, results=self.results, worker_id=self.worker_id,
                                       stats=self.stats, keep_completions=keep_completions)
-        # Outcomes and acks then commit together, and with the next claim.
-        self._shares_database = self.outcomes.shares_database
 
     # -- control -----------------------------------------------------------
 
@@ -237,10 +235,10 @@ class Worker:
         unsettled, self._unsettled = self._unsettled, []
         limit = self.pool.room(self.config.prefetch_multiplier) if take_work else 0
         try:
-            with self.results.atomic() if self._shares_database else contextlib.nullcontext():
+            with self.results.atomic() if self.outcomes.shares_database else contextlib.nullcontext():
                 if batch or marks:
                     self.outcomes.store(batch, marks)
-                if self._shares_database:
+                if self.outcomes.shares_database:
                     settling = unsettled + batch  # in this same transaction
                 else:
                     unsettled += batch  # committed: whatever fails below, never stored twice
