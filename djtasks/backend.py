@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
@@ -85,7 +84,7 @@ class DjTasksBackend(BaseTaskBackend):
         """Enqueue many calls of ``task`` in one write."""
         now = timezone.now()
         self.validate_task(task)  # once for the batch: the calls differ in arguments only
-        outgoing = [self._outgoing(task, args, kwargs, now) for args, kwargs in calls]
+        outgoing = self._outgoing(task, calls, now)
         if not outgoing:
             return []
         if self.broker.creates_result_rows or getattr(task, "ignore_result", False):
@@ -121,18 +120,21 @@ class DjTasksBackend(BaseTaskBackend):
     async def aenqueue(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> DjTaskResult:
         return await sync_to_async(self.enqueue, thread_sensitive=True)(task, args, kwargs)
 
-    def _outgoing(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any],
-                  now: dt.datetime) -> brokers.OutgoingMessage:
-        dumped_args, dumped_kwargs = messages.dump_arguments(task.module_path, args, kwargs)
-        eta = _moment(task.run_after, now)
-        envelope = messages.Envelope(
-            id=str(uuid.uuid4()), task=task.module_path, backend=self.alias, queue=task.queue_name,
-            priority=task.priority, args=dumped_args, kwargs=dumped_kwargs, eta=eta,
-            expires=_moment(task.expires, now), headers=dict(getattr(task, "headers", None) or {}),
-        )
-        return brokers.OutgoingMessage(id=envelope.id, queue=envelope.queue, priority=envelope.priority,
-                                       enqueued_at=now, available_at=eta or now, body=messages.encode(envelope),
-                                       envelope=envelope)
+    def _outgoing(self, task: DjTask, calls: Sequence[Call], now: dt.datetime) -> list[brokers.OutgoingMessage]:
+        """The messages of ``calls`` to ``task``; what they share is worked out once."""
+        path, queue, priority = task.module_path, task.queue_name, task.priority
+        eta, expires = _moment(task.run_after, now), _moment(task.expires, now)
+        headers = getattr(task, "headers", None) or {}
+        outgoing = []
+        for task_id, (args, kwargs) in zip(messages.new_ids(len(calls)), calls, strict=True):
+            dumped_args, dumped_kwargs = messages.dump_arguments(path, args, kwargs)
+            envelope = messages.Envelope(id=task_id, task=path, backend=self.alias, queue=queue, priority=priority,
+                                         args=dumped_args, kwargs=dumped_kwargs, eta=eta, expires=expires,
+                                         headers=dict(headers))
+            outgoing.append(brokers.OutgoingMessage(id=task_id, queue=queue, priority=priority, enqueued_at=now,
+                                                    available_at=eta or now, body=messages.encode(envelope),
+                                                    envelope=envelope))
+        return outgoing
 
     def _pending_result(self, task: DjTask, message: brokers.OutgoingMessage, args: Sequence[Any],
                         kwargs: Mapping[str, Any], now: dt.datetime) -> DjTaskResult:
@@ -207,7 +209,7 @@ def _unchecked(cls: type, fields: Mapping[str, Any]) -> Any:
     """A task instance made without ``__post_init__``: not validated, not registered."""
     instance = object.__new__(cls)
     for name, field in cls.__dataclass_fields__.items():
-        object.__setattr__(instance, name, fields[name] if name in fields else field.default)
+        object.__setattr__(instance, name, fields.get(name, field.default))
     return instance
 
 

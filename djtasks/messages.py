@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,24 +107,26 @@ def load_value(tree: Any) -> Any:
 
 def dump_arguments(task_path: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     """Encode a call's arguments, naming the first one that cannot be encoded."""
-    dumped_args = []
-    for position, value in enumerate(args):
-        dumped_args.append(_dump_argument(task_path, f"positional argument {position}", value))
-    dumped_kwargs = {}
-    for name, value in kwargs.items():
-        dumped_kwargs[name] = _dump_argument(task_path, f"argument {name!r}", value)
-    return dumped_args, dumped_kwargs
-
-
-def _dump_argument(task_path: str, label: str, value: Any) -> Any:
     try:
-        return dump_value(value)
-    except SerializationError as exc:
-        raise SerializationError(
-            f"{label} of task {task_path!r} cannot be serialized: {exc}. "
-            "Pass JSON types, datetime/date/time/timedelta, Decimal, UUID or bytes "
-            "(for a model instance, pass its primary key)."
-        ) from None
+        return [dump_value(value) for value in args], {name: dump_value(value) for name, value in kwargs.items()}
+    except SerializationError:
+        _name_the_culprit(task_path, args, kwargs)
+        raise
+
+
+def _name_the_culprit(task_path: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Encode the arguments one at a time; raise for the first that fails, saying which it is."""
+    labelled = [(f"positional argument {position}", value) for position, value in enumerate(args)]
+    labelled += [(f"argument {name!r}", value) for name, value in kwargs.items()]
+    for label, value in labelled:
+        try:
+            dump_value(value)
+        except SerializationError as exc:
+            raise SerializationError(
+                f"{label} of task {task_path!r} cannot be serialized: {exc}. "
+                "Pass JSON types, datetime/date/time/timedelta, Decimal, UUID or bytes "
+                "(for a model instance, pass its primary key)."
+            ) from None
 
 
 # -- envelopes --------------------------------------------------------------
@@ -149,6 +152,25 @@ class Envelope:
         return load_value(self.args), load_value(self.kwargs)
 
 
+def new_ids(count: int) -> list[str]:
+    """``count`` new task ids: random (version 4) UUIDs as text, from one ``os.urandom`` call.
+
+    The same values as ``str(uuid.uuid4())``, at a quarter of its cost.
+    """
+    ids = []
+    random = os.urandom(16 * count)
+    for start in range(0, 16 * count, 16):
+        octets = bytearray(random[start:start + 16])
+        octets[6] = octets[6] & 0x0F | 0x40  # version 4
+        octets[8] = octets[8] & 0x3F | 0x80  # RFC 4122 variant
+        text = octets.hex()
+        ids.append(f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}")
+    return ids
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 def encode(envelope: Envelope) -> bytes:
     """Serialize an envelope to bytes."""
     # Field by field: dataclasses.asdict() would deep-copy the arguments, at twice the cost.
@@ -157,7 +179,7 @@ def encode(envelope: Envelope) -> bytes:
             "eta": envelope.eta.isoformat() if envelope.eta else None,
             "expires": envelope.expires.isoformat() if envelope.expires else None,
             "attempt": envelope.attempt, "headers": envelope.headers, "v": ENVELOPE_VERSION}
-    return json.dumps(body, separators=(",", ":")).encode()
+    return _JSON.encode(body).encode()
 
 
 def decode(data: bytes | str) -> Envelope:

@@ -6,7 +6,8 @@
     the tasks push to Redis), then a check that every result row is stored.
 ``enqueue``
     One producer enqueuing tasks one call at a time, no worker running; plus
-    the bulk API where the contestant has one (djtasks ``enqueue_many``).
+    the bulk API where the contestant has one (djtasks ``enqueue_many``), for
+    tasks that keep a result row and for fire-and-forget ones.
 ``latency``
     An idle worker, warmed up with a few tasks; its memory is read (RSS of
     all its processes), then tasks are enqueued at a fixed pace, each
@@ -84,6 +85,12 @@ def enqueue(harness: Harness, sizes: Sizes) -> dict[str, Any]:
             "--batch-size", str(sizes.enqueue_many_batch), "--warmup", "20",
         )
         figures.update(many=many, many_tasks_per_s=many["rate"])
+        harness.reset()
+        many_nores = harness.manage_json(
+            "bench_enqueue", "--mode", "many", "--nores", "--count", str(sizes.enqueue_many), "--tag", "enqueue",
+            "--batch-size", str(sizes.enqueue_many_batch), "--warmup", "20",
+        )
+        figures.update(many_nores=many_nores, many_nores_tasks_per_s=many_nores["rate"])
     return figures
 
 

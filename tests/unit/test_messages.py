@@ -69,6 +69,15 @@ def test_an_unserializable_argument_is_named():
         messages.dump_arguments("app.t", [1, {1, 2}], {})
 
 
+def test_new_ids_are_distinct_version_4_uuids_in_canonical_text():
+    ids = messages.new_ids(2000)
+    assert len(set(ids)) == 2000
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text
+
+
 def test_serialization_error_is_a_type_error():
     assert issubclass(SerializationError, TypeError)
 

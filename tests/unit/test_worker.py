@@ -180,7 +180,7 @@ def test_a_worker_fed_coroutines_reserves_for_its_event_loop_not_a_pool_at_a_tim
     backend = tasks.add.get_backend()
 
     def delivery(task, n):  # noqa: ANN001, ANN202
-        message = backend._outgoing(task, (n, n), {}, timezone.now())
+        [message] = backend._outgoing(task, [((n, n), {})], timezone.now())
         return Delivery(id=message.id, queue="default", body=message.body, deliveries=1)
 
     done = []

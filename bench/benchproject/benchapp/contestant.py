@@ -26,6 +26,9 @@ class TasksModule(Protocol):
     def enqueue_many(self, items: Sequence[tuple[str, float]]) -> None:
         """Enqueue many tasks in bulk (raises ``NotImplementedError`` if unsupported)."""
 
+    def enqueue_many_nores(self, items: Sequence[tuple[str, float]]) -> None:
+        """Enqueue many fire-and-forget tasks in bulk (raises ``NotImplementedError`` if unsupported)."""
+
     def count_results(self) -> dict[str, int]:
         """Count the stored results, by final state (``succeeded``, ``failed``, ``other``)."""
 

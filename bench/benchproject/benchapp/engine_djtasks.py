@@ -1,23 +1,19 @@
 """The worker-engine tasks for djtasks (``io``, ``cpu`` and ``memory`` workloads of ``bench/run.py``).
 
-Each task records its start and end with one ``RPUSH`` after its work
-(:func:`benchapp.bookkeeping.record_span`); the ``async def`` one through an
-asyncio Redis client of its event loop, so that no coroutine blocks the loop.
+Each task records its start and end after its work
+(:func:`benchapp.bookkeeping.record_span`: a list append, pushed to Redis by
+a thread of the process, so that no coroutine blocks the event loop either).
 """
 
 import asyncio
 import time
 from collections.abc import Sequence
 
-import redis.asyncio
-from django.conf import settings
 from djtasks import djtask
 
-from .bookkeeping import key, record_span
+from .bookkeeping import record_span
 from .tasks_djtasks import noop_nores
 from .work import spin
-
-_async_clients: dict[int, redis.asyncio.Redis] = {}
 
 
 @djtask
@@ -33,8 +29,7 @@ async def sleep_async(tag: str, seconds: float) -> None:
     """Await ``seconds`` (``asyncio.sleep``) on the worker's event loop."""
     started = time.time()
     await asyncio.sleep(seconds)
-    ended = time.time()
-    await _async_client().rpush(key(tag), f"{started:.6f} {ended:.6f}")
+    record_span(tag, started, time.time())
 
 
 @djtask
@@ -43,19 +38,6 @@ def cpu(tag: str, loops: int) -> None:
     started = time.time()
     spin(loops)
     record_span(tag, started, time.time())
-
-
-def _async_client() -> redis.asyncio.Redis:
-    """The asyncio bookkeeping client of the running event loop (one per loop, made on first use)."""
-    loop_id = id(asyncio.get_running_loop())
-    client = _async_clients.get(loop_id)
-    if client is None:
-        # Coroutines wait for one of 100 connections (redis-py's default cap, which raises when reached).
-        pool = redis.asyncio.BlockingConnectionPool.from_url(
-            settings.BENCH_REDIS_URL, max_connections=100, timeout=None
-        )
-        client = _async_clients[loop_id] = redis.asyncio.Redis(connection_pool=pool)
-    return client
 
 
 TASKS = {"sleep": sleep_io, "async-sleep": sleep_async, "cpu": cpu, "noop-nores": noop_nores}

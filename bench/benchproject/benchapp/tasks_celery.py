@@ -38,6 +38,11 @@ def enqueue_many(items: Sequence[tuple[str, float]]) -> None:
     raise NotImplementedError("Celery has no bulk enqueue")
 
 
+def enqueue_many_nores(items: Sequence[tuple[str, float]]) -> None:
+    """Celery has no bulk publish of independent tasks."""
+    raise NotImplementedError("Celery has no bulk enqueue")
+
+
 def count_results() -> dict[str, int]:
     """Count django-celery-results ``TaskResult`` rows by status."""
     rows = TaskResult.objects.values("status").annotate(n=Count("id"))

@@ -37,6 +37,11 @@ def enqueue_many(items: Sequence[tuple[str, float]]) -> None:
     noop.enqueue_many(list(items))
 
 
+def enqueue_many_nores(items: Sequence[tuple[str, float]]) -> None:
+    """Enqueue a batch of ``ignore_result`` tasks with ``DjTask.enqueue_many``."""
+    noop_nores.enqueue_many(list(items))
+
+
 def count_results() -> dict[str, int]:
     """Count djtasks ``TaskRecord`` rows by status."""
     rows = TaskRecord.objects.values("status").annotate(n=Count("pk"))

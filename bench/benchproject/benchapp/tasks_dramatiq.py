@@ -44,6 +44,11 @@ def enqueue_many(items: Sequence[tuple[str, float]]) -> None:
     raise NotImplementedError("no bulk enqueue in this bench for Dramatiq")
 
 
+def enqueue_many_nores(items: Sequence[tuple[str, float]]) -> None:
+    """Not used: Dramatiq runs the ``drain-nores`` workload only."""
+    raise NotImplementedError("no bulk enqueue in this bench for Dramatiq")
+
+
 def count_results() -> dict[str, int]:
     """Dramatiq stores no results here."""
     return {"succeeded": 0, "failed": 0, "other": 0}

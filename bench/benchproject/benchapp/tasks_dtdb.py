@@ -30,6 +30,11 @@ def enqueue_many(items: Sequence[tuple[str, float]]) -> None:
     raise NotImplementedError("django-tasks-db has no bulk enqueue")
 
 
+def enqueue_many_nores(items: Sequence[tuple[str, float]]) -> None:
+    """django-tasks-db has no bulk enqueue."""
+    raise NotImplementedError("django-tasks-db has no bulk enqueue")
+
+
 def count_results() -> dict[str, int]:
     """Count ``DBTaskResult`` rows by status."""
     rows = DBTaskResult.objects.values("status").annotate(n=Count("id"))

@@ -11,7 +11,7 @@ count, the elapsed seconds and the rate. Modes:
     ``count`` tasks, one every ``--interval`` seconds; each carries its
     enqueue wall time so the task can compute its start latency.
 
-``--nores`` enqueues the fire-and-forget variant ``noop_nores`` (mode ``one``).
+``--nores`` enqueues the fire-and-forget variant ``noop_nores`` (modes ``one`` and ``many``).
 
 ``--warmup N`` first enqueues N untimed tasks (tag ``<tag>-warmup``), so that
 connections and imports are in place before the clock starts.
@@ -36,12 +36,13 @@ def enqueue_one_by_one(tasks: TasksModule, tag: str, count: int, nores: bool = F
     return time.perf_counter() - started
 
 
-def enqueue_in_bulk(tasks: TasksModule, tag: str, count: int, batch_size: int) -> float:
+def enqueue_in_bulk(tasks: TasksModule, tag: str, count: int, batch_size: int, nores: bool = False) -> float:
     """Enqueue ``count`` tasks with the bulk API; return the elapsed seconds."""
+    enqueue_many = tasks.enqueue_many_nores if nores else tasks.enqueue_many
     started = time.perf_counter()
     for first in range(0, count, batch_size):
         size = min(batch_size, count - first)
-        tasks.enqueue_many([(tag, 0.0)] * size)
+        enqueue_many([(tag, 0.0)] * size)
     return time.perf_counter() - started
 
 
@@ -69,7 +70,7 @@ class Command(BaseCommand):
         parser.add_argument("--warmup", type=int, default=0)
         parser.add_argument("--batch-size", type=int, default=1000)
         parser.add_argument("--interval", type=float, default=0.02)
-        parser.add_argument("--nores", action="store_true", help="fire-and-forget tasks (mode one only)")
+        parser.add_argument("--nores", action="store_true", help="fire-and-forget tasks (modes one and many)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the warm-up, then the timed enqueue, and print the figures."""
@@ -80,7 +81,7 @@ class Command(BaseCommand):
         if options["mode"] == "one":
             seconds = enqueue_one_by_one(tasks, tag, count, options["nores"])
         elif options["mode"] == "many":
-            seconds = enqueue_in_bulk(tasks, tag, count, options["batch_size"])
+            seconds = enqueue_in_bulk(tasks, tag, count, options["batch_size"], options["nores"])
         else:
             seconds = enqueue_paced(tasks, tag, count, options["interval"])
         self.stdout.write(
