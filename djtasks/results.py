@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,21 @@ SUCCESS_BATCH = 500
 
 def _sql(name: str) -> str:
     return load_sql(Path(__file__).with_name("sql") / name)
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """When an attempt of a task started, and its message (to write its row from, if missing)."""
+
+    at: dt.datetime
+    envelope: Envelope
+
+
+def _start_mark(worker_id: str, at: dt.datetime) -> dict[str, Any]:
+    """The column changes of a start mark (besides ``status``), for ``QuerySet.update``."""
+    return {"started_at": Coalesce("started_at", Value(at, output_field=models.DateTimeField())),
+            "last_attempted_at": at, "attempts": F("attempts") + 1,
+            "worker_ids": JSONAppend("worker_ids", worker_id)}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,13 +120,7 @@ class ResultStore:
         rows = self.rows().filter(id__in=ids)
         if only_ready:
             rows = rows.filter(status=TaskResultStatus.READY)
-        return rows.update(
-            status=TaskResultStatus.RUNNING,
-            started_at=Coalesce("started_at", Value(at, output_field=models.DateTimeField())),
-            last_attempted_at=at,
-            attempts=F("attempts") + 1,
-            worker_ids=JSONAppend("worker_ids", worker_id),
-        )
+        return rows.update(status=TaskResultStatus.RUNNING, **_start_mark(worker_id, at))
 
     def _commit_without_flush(self) -> None:
         """Let the current transaction commit without waiting for its WAL flush (PostgreSQL)."""
@@ -120,39 +129,63 @@ class ResultStore:
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
-    def record(self, outcomes: Iterable[Outcome]) -> None:
+    def record(self, outcomes: Iterable[Outcome], *, unmarked: Mapping[str, Start] | None = None,
+               worker_id: str = "") -> None:
         """Write outcomes: all successes in one UPDATE, failures and retries one by one.
 
-        The caller holds the transaction.
+        ``unmarked`` holds, by task id, the starts that ``worker_id`` has not
+        marked yet (the task ended first). A success gets its start mark in
+        the same UPDATE: one row version instead of two. Anything else gets
+        its mark first. A row that is missing is written from its message,
+        as :meth:`mark_started` does. The caller holds the transaction.
         """
+        unmarked = unmarked or {}
         successes = []
         for outcome in outcomes:
             if outcome.status == TaskResultStatus.SUCCESSFUL:
                 successes.append(outcome)
-            else:
-                self._record_failure(outcome)
-        for start in range(0, len(successes), SUCCESS_BATCH):
-            self._record_successes(successes[start:start + SUCCESS_BATCH])
+                continue
+            start = unmarked.get(outcome.task_id)
+            if start is not None:
+                self.mark_started([start.envelope], worker_id, start.at)
+            self._record_failure(outcome)
+        for first in range(0, len(successes), SUCCESS_BATCH):
+            batch = successes[first:first + SUCCESS_BATCH]
+            stored = self._record_successes(batch, unmarked, worker_id)
+            missing = [unmarked[o.task_id] for o in batch if o.task_id not in stored and o.task_id in unmarked]
+            if missing:
+                self.create_pending([start.envelope for start in missing], min(start.at for start in missing))
+                self._record_successes([o for o in batch if o.task_id not in stored], unmarked, worker_id)
 
-    def _record_successes(self, outcomes: Sequence[Outcome]) -> None:
+    def _record_successes(self, outcomes: Sequence[Outcome], unmarked: Mapping[str, Start],
+                          worker_id: str) -> set[str]:
+        """Store successes (with the start marks of ``unmarked`` ones); return the ids of the rows updated."""
         connection = connections[self.alias]
         if connection.vendor not in ("postgresql", "sqlite"):
-            for outcome in outcomes:
-                self.rows().filter(id=outcome.task_id).update(
-                    status=outcome.status, finished_at=outcome.at, return_value=outcome.return_value, progress=None,
-                    broker_state=None, leased_until=None)
-            return
+            return {o.task_id for o in outcomes if self._record_success_orm(o, unmarked.get(o.task_id), worker_id)}
         # Django stores UUIDs as 32 hex digits where the database has no UUID type.
         native_uuid = connection.vendor == "postgresql"
         adapt = connection.ops.adapt_datetimefield_value
         params: list[Any] = []
         for outcome in outcomes:
-            task_id = outcome.task_id if native_uuid else uuid.UUID(outcome.task_id).hex
-            params += [task_id, adapt(outcome.at), json.dumps(outcome.return_value)]
+            start = unmarked.get(outcome.task_id)
+            params += [outcome.task_id if native_uuid else uuid.UUID(outcome.task_id).hex, adapt(outcome.at),
+                       json.dumps(outcome.return_value), adapt(start.at) if start is not None else None]
+        params.append(json.dumps(worker_id))
         sql = _sql(f"record_successes_v1.{connection.vendor}.sql").format(
-            rows=", ".join(["(%s, %s, %s)"] * len(outcomes)))
+            rows=", ".join(["(%s, %s, %s, %s)"] * len(outcomes)))
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+            return {str(uuid.UUID(str(row[0]))) for row in cursor.fetchall()}
+
+    def _record_success_orm(self, outcome: Outcome, start: Start | None, worker_id: str) -> bool:
+        """One success on a vendor without a batch statement; whether its row was there."""
+        changes: dict[str, Any] = {"status": outcome.status, "finished_at": outcome.at,
+                                   "return_value": outcome.return_value, "progress": None, "broker_state": None,
+                                   "leased_until": None}
+        if start is not None:
+            changes.update(_start_mark(worker_id, start.at))
+        return bool(self.rows().filter(id=outcome.task_id).update(**changes))
 
     def _record_failure(self, outcome: Outcome) -> None:
         changes: dict[str, Any] = {"status": outcome.status, "progress": None}

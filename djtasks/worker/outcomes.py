@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ..brokers import Broker
 from ..messages import Envelope
-from ..results import ResultStore
+from ..results import ResultStore, Start
 from .executor import Completion
 
 logger = logging.getLogger("djtasks.worker")
@@ -51,22 +51,43 @@ class OutcomeWriter:
         except DatabaseError as exc:  # the outcome is still written; only the start mark is missing
             logger.warning("could not mark %d task(s) started: %s", len(envelopes), exc)
 
-    def store(self, batch: list[Completion], marks: StartMarks) -> None:
-        """Record start marks and outcomes in one transaction.
+    def store(self, batch: list[Completion], marks: StartMarks, *, due_before: dt.datetime | None = None
+              ) -> StartMarks:
+        """Record outcomes, and start marks, in one transaction; return the marks left for later.
 
-        A transaction that holds start marks only need not wait for the disk:
-        losing one in a database crash loses nothing but the mark.
+        The mark of a task that has ended goes into its outcome's UPDATE (one
+        row version instead of two). The marks of running tasks are written
+        if they started before ``due_before`` (all of them if it is None); the
+        others are returned. A transaction that holds start marks only need
+        not wait for the disk: losing one in a database crash loses nothing
+        but the mark.
         """
+        ended = {c.outcome.task_id for c in batch}
+        unmarked: dict[str, Start] = {}
+        due: StartMarks = []
+        later: StartMarks = []
+        for at, envelopes in marks:
+            running = []
+            for envelope in envelopes:
+                if envelope.id in ended:
+                    unmarked[envelope.id] = Start(at, envelope)
+                else:
+                    running.append(envelope)
+            if running:
+                (due if due_before is None or at <= due_before else later).append((at, running))
+        if not batch and not due:
+            return later
         kept_rows = self.broker.creates_result_rows
         with self.results.atomic():
-            for at, envelopes in marks:
+            for at, envelopes in due:
                 self.results.mark_started(envelopes, self.worker_id, at, durable=bool(batch))
-            self.results.record([c.outcome for c in batch
-                                 if c.store_result or (kept_rows and c.retry_body is not None)])
+            stored = [c.outcome for c in batch if c.store_result or (kept_rows and c.retry_body is not None)]
+            self.results.record(stored, unmarked=unmarked, worker_id=self.worker_id)
             if kept_rows:
                 # ignore_result tasks on the ORM broker: the row was only the message.
                 self.results.delete([c.outcome.task_id for c in batch
                                      if not c.store_result and c.retry_body is None])
+        return later
 
     def settle(self, completions: list[Completion]) -> None:
         """Ack the messages of stored outcomes, or put retries back: after storing, so a crash re-runs, never loses.

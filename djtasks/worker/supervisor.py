@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
@@ -218,37 +217,35 @@ class Worker:
             self._wake.wait(remaining)
 
     def _cycle(self, *, take_work: bool) -> bool:
-        """Store finished tasks, settle their messages and reserve new ones; return whether any was reserved.
-
-        When the broker keeps its queue in the result database, all of it
-        happens in one transaction: one commit per cycle, however many tasks.
-        Otherwise outcomes are stored first, then their messages settled; if
-        settling fails, only the settling is tried again.
-        """
+        """Store finished tasks, settle their messages and reserve new ones; return whether any was reserved."""
         while True:
             try:
                 self._unwritten.append(self._done.get_nowait())
             except queue.Empty:
                 break
+        limit = self.pool.room(self.config.prefetch_multiplier) if take_work else 0
+        if self.outcomes.shares_database:
+            deliveries = self._cycle_in_one_transaction(limit, take_work)
+        else:
+            deliveries = self._cycle_apart(limit, take_work)
+        if take_work and time.monotonic() >= self._next_cleanup:
+            self._clean_up_old_results()
+            self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL_SECONDS
+        return bool(deliveries)
+
+    def _cycle_in_one_transaction(self, limit: int, take_work: bool) -> list[Delivery]:
+        """The broker keeps its queue in the result database: outcomes, acks and the claim commit as one."""
         batch, self._unwritten = self._unwritten, []
         marks, self._unmarked = self._unmarked, []
         unsettled, self._unsettled = self._unsettled, []
-        limit = self.pool.room(self.config.prefetch_multiplier) if take_work else 0
+        settling = unsettled + batch
         try:
-            with self.results.atomic() if self.outcomes.shares_database else contextlib.nullcontext():
+            with self.results.atomic():
                 if batch or marks:
                     self.outcomes.store(batch, marks)
-                if self.outcomes.shares_database:
-                    settling = unsettled + batch  # in this same transaction
-                else:
-                    unsettled += batch  # committed: whatever fails below, never stored twice
-                    batch, marks, settling = [], [], unsettled
                 if settling:
                     self.outcomes.settle(settling)
-                if take_work and time.monotonic() >= self._next_recovery:
-                    self._recover()
-                    self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
-                deliveries = self._reserve(limit) if limit > 0 else []
+                deliveries = self._take_work(limit, take_work)
         except BaseException:
             # Nothing is lost: what was not stored is stored next time, what was not settled is settled.
             self._unwritten = batch + self._unwritten
@@ -256,13 +253,59 @@ class Worker:
             self._unsettled = unsettled + self._unsettled
             raise
         self._forget(settling)
-        if take_work and time.monotonic() >= self._next_cleanup:
-            self._clean_up_old_results()
-            self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL_SECONDS
+        self._hand_over(deliveries)
+        return deliveries
+
+    def _cycle_apart(self, limit: int, take_work: bool) -> list[Delivery]:
+        """The broker is apart from the results: new work first, then outcomes stored, then their acks.
+
+        The pool gets its next tasks before the outcomes' commit and the acks'
+        round trip, so it is not idle while they are on the wire. Start marks
+        are written once due (see :meth:`_dispatch`), or with the outcome of
+        their task if it ended first. An outcome is stored before its message
+        is acked; if the ack fails, only the ack is tried again.
+        """
+        fetch_failure = None
+        try:
+            deliveries = self._take_work(limit, take_work)
+        except BrokerError as exc:  # outcomes are still stored: the results do not wait for the broker
+            deliveries, fetch_failure = [], exc
+        self._hand_over(deliveries)
+        batch, self._unwritten = self._unwritten, []
+        marks, self._unmarked = self._unmarked, []
+        due_before = timezone.now() - dt.timedelta(seconds=START_MARK_DELAY_SECONDS)
+        try:
+            self._unmarked = self.outcomes.store(batch, marks, due_before=due_before) + self._unmarked
+        except BaseException:
+            self._unwritten = batch + self._unwritten
+            self._unmarked = marks + self._unmarked
+            raise
+        settling, self._unsettled = self._unsettled + batch, []
+        try:
+            if settling:
+                self.outcomes.settle(settling)
+        except BaseException:
+            self._unsettled = settling + self._unsettled  # stored already: only settled again
+            raise
+        self._forget(settling)
+        if fetch_failure is not None:
+            raise fetch_failure
+        return deliveries
+
+    def _take_work(self, limit: int, take_work: bool) -> list[Delivery]:
+        """Recover expired leases when it is time, then reserve up to ``limit`` messages."""
+        if not take_work:
+            return []
+        if time.monotonic() >= self._next_recovery:
+            self._recover()
+            self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
+        return self._reserve(limit) if limit > 0 else []
+
+    def _hand_over(self, deliveries: list[Delivery]) -> None:
+        """Hold ``deliveries`` (their leases renewed from now on) and give them to the pool."""
         with self._in_flight_lock:
             self._in_flight.update((d.id, d) for d in deliveries)
         self._dispatch(deliveries)
-        return bool(deliveries)
 
     def _reserve(self, limit: int) -> list[Delivery]:
         deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
@@ -291,12 +334,13 @@ class Worker:
                 "running": self.running()}
 
     def _dispatch(self, deliveries: list[Delivery]) -> None:
-        """Hand deliveries to the pool; their start marks go out with the next cycle's writes.
+        """Hand deliveries to the pool; their start marks are written later, in a cycle's writes.
 
-        The next cycle comes within ``START_MARK_DELAY_SECONDS``, so a task
-        shows RUNNING that soon, and a task that finished by then has its mark
-        and its outcome written in one commit. A pool that runs tasks in this
-        thread gets each mark written before its task starts instead.
+        A task still running after ``START_MARK_DELAY_SECONDS`` has its mark
+        written then (the worker wakes for it), so it shows RUNNING that soon;
+        a task that ended before has its mark written with its outcome, in
+        one UPDATE. A pool that runs tasks in this thread gets each mark
+        written before its task starts instead.
         """
         revoked = [d for d in deliveries if d.id in self._revoked]
         if revoked:
