@@ -27,6 +27,7 @@ from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
 from .deliveries import envelopes_with_rows, task_of, task_path_of
 from .executor import Completion, Executor
+from .leases import HeldDeliveries, LeaseKeeper
 from .outcomes import OutcomeWriter, StartMarks, WorkerStats
 from .pools import Pool, make_pool
 
@@ -86,8 +87,7 @@ class Worker:
         self._finished = threading.Event()
         #: Set once the pool runs: start other threads (e.g. beat) after it, never before a fork.
         self.ready = threading.Event()
-        self._in_flight: dict[str, Delivery] = {}
-        self._in_flight_lock = threading.Lock()
+        self._held = HeldDeliveries()
         self._unwritten: list[Completion] = []
         #: Outcomes stored whose messages are not acked (or put back) yet.
         self._unsettled: list[Completion] = []
@@ -131,8 +131,8 @@ class Worker:
         wakeup = None if self.burst else self.broker.wakeup_source(self.queues)
         if wakeup is not None:
             wakeup.start(self._wake)
-        heartbeat = threading.Thread(target=self._heartbeat, name="djtasks-heartbeat", daemon=True)
-        heartbeat.start()
+        LeaseKeeper(broker=self.broker, held=self._held, worker_id=self.worker_id,
+                    lease_seconds=self.config.lease_seconds).start(self._finished)
         try:
             self._serve()
         finally:
@@ -155,19 +155,19 @@ class Worker:
                         grace_deadline = time.monotonic() + self.config.shutdown_grace_seconds
                         self._give_back_unstarted()
                     self._cycle(take_work=False)
-                    if not self._in_flight or time.monotonic() >= grace_deadline:
+                    if not self._held or time.monotonic() >= grace_deadline:
                         break
                     self._wait(0.1)
                     continue
                 worked = self._cycle(take_work=True)
                 if self._autoscaler is not None:
-                    self._autoscaler.step(saturated=self._saturated, holding=bool(self._in_flight))
+                    self._autoscaler.step(saturated=self._saturated, holding=bool(self._held))
                 if failures:
                     logger.warning("the worker loop works again after %d failed attempt(s)", failures)
                     failures = 0
                 if worked and self._saturated and self.pool.room(self.config.prefetch_multiplier) > 0:
                     continue  # more may wait, and there is room for it
-                if self.burst and not self._in_flight and self._done.empty():
+                if self.burst and not self._held and self._done.empty():
                     break
                 self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
             except (DatabaseError, BrokerError) as exc:
@@ -179,10 +179,10 @@ class Worker:
                     break
                 # A stop request (which sets the wake event) cuts the pause short.
                 self._wake.wait(ERROR_BACKOFF_SECONDS[min(failures - 1, len(ERROR_BACKOFF_SECONDS) - 1)])
-        if self._in_flight:
+        if self._held:
             logger.warning("stopping with %d task(s) unfinished; they come back when their lease runs out",
-                           len(self._in_flight))
-        self.pool.stop(timeout=0 if self._in_flight else 5)
+                           len(self._held))
+        self.pool.stop(timeout=0 if self._held else 5)
 
     def _give_back_unstarted(self) -> None:
         """On shutdown, return reserved tasks that did not start, so other workers run them now."""
@@ -192,9 +192,7 @@ class Worker:
         self.broker.release(unstarted)
         returned = {d.id for d in unstarted}
         self._unmarked = [(at, [e for e in marked if e.id not in returned]) for at, marked in self._unmarked]
-        with self._in_flight_lock:
-            for delivery in unstarted:
-                self._in_flight.pop(delivery.id, None)
+        self._held.discard(returned)
         logger.info("returned %d reserved task(s) that had not started to the queue", len(unstarted))
 
     def _wait(self, seconds: float) -> None:
@@ -303,8 +301,7 @@ class Worker:
 
     def _hand_over(self, deliveries: list[Delivery]) -> None:
         """Hold ``deliveries`` (their leases renewed from now on) and give them to the pool."""
-        with self._in_flight_lock:
-            self._in_flight.update((d.id, d) for d in deliveries)
+        self._held.add(deliveries)
         self._dispatch(deliveries)
 
     def _reserve(self, limit: int) -> list[Delivery]:
@@ -318,14 +315,12 @@ class Worker:
     def revoke_locally(self, task_id: str, *, terminate: bool) -> None:
         """Never start ``task_id``; with ``terminate``, stop it if it runs here now."""
         self._revoked.add(task_id)
-        if terminate and task_id in self._in_flight and self.pool.terminate(task_id):
+        if terminate and task_id in self._held and self.pool.terminate(task_id):
             logger.warning("Task [%s] revoked and stopped while it ran", task_id, extra={"task_id": task_id})
 
     def running(self) -> list[dict[str, str]]:
         """The tasks this worker holds now, for the registry and ``inspect``."""
-        with self._in_flight_lock:
-            held = list(self._in_flight.values())
-        return [{"id": d.id, "task": task_path_of(d), "queue": d.queue} for d in held]
+        return [{"id": d.id, "task": task_path_of(d), "queue": d.queue} for d in self._held.all()]
 
     def describe(self) -> dict:
         return {"worker_id": self.worker_id, "pool": self.pool.name, "concurrency": self.pool.concurrency,
@@ -374,8 +369,7 @@ class Worker:
                 allowed.append(delivery)
                 continue
             self.broker.release([delivery], available_at=now + dt.timedelta(seconds=wait))
-            with self._in_flight_lock:
-                self._in_flight.pop(delivery.id, None)
+            self._held.discard([delivery.id])
         return allowed
 
     @cached_property
@@ -404,33 +398,6 @@ class Worker:
 
     def _forget(self, batch: list[Completion]) -> None:
         """After their outcomes are stored: stop renewing their leases, count and log them."""
-        with self._in_flight_lock:
-            for completion in batch:
-                self._in_flight.pop(completion.delivery.id, None)
+        self._held.discard(c.delivery.id for c in batch)
         for completion in batch:
             self.outcomes.count_and_log(completion)
-
-    # -- leases ------------------------------------------------------------
-
-    def _heartbeat(self) -> None:
-        """Extend the leases of held messages, so a healthy long task is never re-delivered."""
-        interval = self.config.lease_seconds / 3
-        failing = False
-        while not self._finished.wait(interval):
-            with self._in_flight_lock:
-                held = list(self._in_flight.values())
-            if not held:
-                continue
-            try:
-                self.broker.extend(held, worker_id=self.worker_id, lease_seconds=self.config.lease_seconds,
-                                   now=timezone.now())
-                if failing:
-                    logger.warning("leases are extended again")
-                    failing = False
-            except (DatabaseError, BrokerError) as exc:
-                if not failing:  # once per outage
-                    logger.warning("could not extend leases (%s); trying again every %.0f s", exc, interval)
-                    failing = True
-            finally:
-                close_old_connections()
-
