@@ -234,6 +234,10 @@ ENGINE_CONTESTANTS: tuple[Contestant, ...] = (
         "djtasks-io-asyncio", _djtasks_worker("threads", 4),
         "runworker --pool threads -c 4, async def tasks (up to 1,000 at once on its event loop)", "io",
     ),
+    _engine_djtasks(
+        "djtasks-io-asyncio-200", _djtasks_worker("threads", 4, "--async-concurrency", "200"),
+        "runworker --pool threads -c 4 --async-concurrency 200, async def tasks", "io",
+    ),
     _engine_celery(
         "celery-io-gevent", _celery_worker("gevent", 200), "celery worker -P gevent -c 200, results in Redis", "io",
         redis_results=True, requires=("gevent",),

@@ -45,27 +45,25 @@ from .stats import rate_between
 from .workers import BenchError, WorkerGroup, wait_until
 from .workloads import drain_nores, wait_for_results
 
-#: How many ``async def`` tasks a djtasks worker awaits at once: ``ASYNC_TASKS_AT_ONCE`` in
-#: ``djtasks/worker/asyncio_runner.py``, a constant (no option sets it).
+#: How many ``async def`` tasks a djtasks worker awaits at once unless ``--async-concurrency`` says:
+#: ``ASYNC_TASKS_AT_ONCE`` in ``djtasks/worker/asyncio_runner.py``.
 DJTASKS_ASYNC_TASKS_AT_ONCE = 1000
 
 #: The task each ``io`` contestant runs (``sleep`` unless named here).
-IO_KIND = {"djtasks-io-asyncio": "async-sleep"}
-#: Tasks at once where it is not the worker's ``-c``.
-IO_CONCURRENCY = {"djtasks-io-asyncio": DJTASKS_ASYNC_TASKS_AT_ONCE}
+IO_KIND = {"djtasks-io-asyncio": "async-sleep", "djtasks-io-asyncio-200": "async-sleep"}
 
 
 # -- shared steps ------------------------------------------------------------------------------
 
 
 def worker_concurrency(contestant: Contestant) -> int:
-    """Tasks the contestant runs at once: ``IO_CONCURRENCY``, else the ``-c`` of its worker command."""
-    if contestant.name in IO_CONCURRENCY:
-        return IO_CONCURRENCY[contestant.name]
+    """Tasks the contestant runs at once: its workers' ``-c`` (``--async-concurrency`` for ``async def`` tasks)."""
+    option, default = ("--async-concurrency", DJTASKS_ASYNC_TASKS_AT_ONCE) \
+        if IO_KIND.get(contestant.name) == "async-sleep" else ("-c", 1)
     total = 0
     for command in contestant.workers:
         args = list(command)
-        total += int(args[args.index("-c") + 1]) if "-c" in args else 1
+        total += int(args[args.index(option) + 1]) if option in args else default
     return total
 
 

@@ -22,7 +22,7 @@ from ..control.registry import ControlStore
 from ..exceptions import BrokerError, TaskRevoked
 from ..ratelimit import RateLimiter, limiter_for, parse_rate
 from ..results import ResultStore
-from .asyncio_runner import PoolWithEventLoop
+from .asyncio_runner import ASYNC_TASKS_AT_ONCE, PoolWithEventLoop
 from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
 from .deliveries import envelopes_with_rows, task_of, task_path_of
@@ -60,7 +60,8 @@ class Worker:
                  time_limit: float | None = None, soft_time_limit: float | None = None,
                  max_tasks_per_child: int | None = None, max_memory_per_child_kib: int | None = None,
                  control: bool = False, autoscale: tuple[int, int] | None = None,
-                 autoscale_idle_seconds: float = IDLE_SECONDS) -> None:
+                 autoscale_idle_seconds: float = IDLE_SECONDS,
+                 async_concurrency: int = ASYNC_TASKS_AT_ONCE) -> None:
         self.backend = backend
         self.broker: Broker = backend.broker
         self.results: ResultStore = backend.results
@@ -100,7 +101,8 @@ class Worker:
         self.pool: Pool = make_pool(pool, executor, self._on_done, concurrency,
                                     max_tasks_per_child=max_tasks_per_child,
                                     max_memory_per_child_kib=max_memory_per_child_kib)
-        self.pool = PoolWithEventLoop(self.pool)  # async def tasks: on an event loop beside the pool
+        # async def tasks: on an event loop beside the pool, up to async_concurrency at once.
+        self.pool = PoolWithEventLoop(self.pool, limit=async_concurrency)
         if self._autoscale_bounds is not None:
             self._autoscaler = Autoscaler(self.pool, *self._autoscale_bounds, self._autoscale_idle_seconds)
         self.outcomes = OutcomeWriter(broker=self.broker, results=self.results, worker_id=self.worker_id,

@@ -26,6 +26,15 @@ def test_two_hundred_coroutines_await_at_once_beside_the_pool(pool: str, sqlite_
     assert len(sqlite_db.runs()) == 4  # the plain tasks ran in the pool meanwhile
 
 
+def test_async_concurrency_caps_the_coroutines_awaited_at_once(sqlite_db: E2EDatabase, workers: Workers) -> None:
+    enqueue(sqlite_db, [call("await_io", 0.2)] * 40)
+    worker = workers.start(sqlite_db, "threads", "--pool", "threads", "-c", "2", "--async-concurrency", "8")
+    wait_all_successful(sqlite_db, 40, [worker])
+    intervals = run_intervals(sqlite_db, "await_io")
+    assert len(intervals) == 40
+    assert 4 <= peak_overlap(intervals) <= 8
+
+
 @pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_the_soft_time_limit_cancels_a_coroutine_that_cleans_up(pool: str, sqlite_db: E2EDatabase,
                                                                  workers: Workers) -> None:

@@ -16,6 +16,7 @@ from djtasks import registry
 from djtasks.backend import DjTasksBackend
 from djtasks.exceptions import ConfigurationError
 from djtasks.worker import Worker
+from djtasks.worker.asyncio_runner import ASYNC_TASKS_AT_ONCE
 from djtasks.worker.pools import POOLS
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -30,6 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--pool", choices=sorted(POOLS), default="prefork", help="Execution pool (default: prefork).")
         parser.add_argument("-c", "--concurrency", type=int, default=None,
                             help="Tasks run at once (default: the CPU count; 1 for solo).")
+        parser.add_argument("--async-concurrency", type=int, default=ASYNC_TASKS_AT_ONCE, metavar="N",
+                            help=f"async def tasks awaited at once, on the worker's event loop "
+                                 f"(default: {ASYNC_TASKS_AT_ONCE}).")
         parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                             help="Hard time limit of tasks that set none (prefork: the child is killed).")
         parser.add_argument("--soft-time-limit", type=float, default=None, metavar="SECONDS",
@@ -56,7 +60,8 @@ class Command(BaseCommand):
         concurrency = options["concurrency"] or (1 if options["pool"] == "solo" else os.cpu_count() or 1)
         if concurrency < 1:
             raise CommandError("--concurrency must be at least 1.")
-        for name in ("time_limit", "soft_time_limit", "max_tasks_per_child", "max_memory_per_child"):
+        for name in ("time_limit", "soft_time_limit", "max_tasks_per_child", "max_memory_per_child",
+                     "async_concurrency"):
             if options[name] is not None and options[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be positive.")
         autoscale = _parse_autoscale(options["autoscale"], options["pool"])
@@ -70,7 +75,8 @@ class Command(BaseCommand):
                             soft_time_limit=options["soft_time_limit"],
                             max_tasks_per_child=options["max_tasks_per_child"],
                             max_memory_per_child_kib=options["max_memory_per_child"], control=True,
-                            autoscale=autoscale, autoscale_idle_seconds=options["autoscale_idle"])
+                            autoscale=autoscale, autoscale_idle_seconds=options["autoscale_idle"],
+                            async_concurrency=options["async_concurrency"])
         except ConfigurationError as exc:  # e.g. a pool whose needs are not met
             raise CommandError(str(exc)) from None
         beat = _start_beat(options, worker)
