@@ -125,6 +125,9 @@ class DjTasksBackend(BaseTaskBackend):
         path, queue, priority = task.module_path, task.queue_name, task.priority
         eta, expires = _moment(task.run_after, now), _moment(task.expires, now)
         headers = getattr(task, "headers", None) or {}
+        encoder = messages.CallEncoder(messages.Envelope(id="", task=path, backend=self.alias, queue=queue,
+                                                         priority=priority, eta=eta, expires=expires,
+                                                         headers=dict(headers)))
         outgoing = []
         for task_id, (args, kwargs) in zip(messages.new_ids(len(calls)), calls, strict=True):
             dumped_args, dumped_kwargs = messages.dump_arguments(path, args, kwargs)
@@ -132,7 +135,7 @@ class DjTasksBackend(BaseTaskBackend):
                                          args=dumped_args, kwargs=dumped_kwargs, eta=eta, expires=expires,
                                          headers=dict(headers))
             outgoing.append(brokers.OutgoingMessage(id=task_id, queue=queue, priority=priority, enqueued_at=now,
-                                                    available_at=eta or now, body=messages.encode(envelope),
+                                                    available_at=eta or now, body=encoder.encode(envelope),
                                                     envelope=envelope))
         return outgoing
 

@@ -69,6 +69,16 @@ def test_an_unserializable_argument_is_named():
         messages.dump_arguments("app.t", [1, {1, 2}], {})
 
 
+def test_a_call_encoder_encodes_each_call_of_a_task_as_encode_does():
+    moment = dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.UTC)
+    model = messages.Envelope(id="", task="app.t", backend="b", queue="q", priority=-3, eta=moment,
+                              expires=moment + dt.timedelta(hours=1), headers={"periodic_task": "p"})
+    encoder = messages.CallEncoder(model)
+    for n, (args, kwargs) in enumerate([([], {}), ([1, "a\"b"], {"x": {"__djtasks__": "dict", "value": {}}})]):
+        call = dataclasses.replace(model, id=f"id-{n}", args=args, kwargs=kwargs)
+        assert messages.decode(encoder.encode(call)) == call == messages.decode(messages.encode(call))
+
+
 def test_new_ids_are_distinct_version_4_uuids_in_canonical_text():
     ids = messages.new_ids(2000)
     assert len(set(ids)) == 2000
