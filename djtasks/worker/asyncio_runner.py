@@ -140,6 +140,11 @@ class CoroutineRunner:
         with self._lock:
             return self.limit - self._pending
 
+    def room(self, prefetch_multiplier: int) -> int:
+        """Deliveries to take now: ``prefetch_multiplier`` per place, waiting ones included (as a pool's room)."""
+        with self._lock:
+            return self.limit * prefetch_multiplier - self._pending
+
     def take_back(self) -> list[Delivery]:
         with self._lock:
             taken, self._backlog = list(self._backlog), deque()
@@ -271,11 +276,13 @@ class PoolWithEventLoop(Pool):
     def room(self, prefetch_multiplier: int) -> int:
         """The pool's room, plus room on the loop in proportion to the ``async def`` tasks lately delivered.
 
-        A worker that gets mostly coroutines reserves up to the loop's free
-        places at once, so a queue of them is not taken a pool's worth at a
-        time; one that gets plain tasks reserves for its pool only.
+        A worker that gets mostly coroutines reserves up to the loop's room
+        at once (``prefetch_multiplier`` per place, so that a coroutine that
+        ends is followed at once by one that waits), and a queue of them is
+        not taken a pool's worth at a time; one that gets plain tasks
+        reserves for its pool only.
         """
-        loop_room = self.coroutines.free_slots()
+        loop_room = self.coroutines.room(prefetch_multiplier)
         return min(max(self.pool.room(prefetch_multiplier), 0) + int(self.async_share * loop_room), loop_room)
 
     def terminate(self, task_id: str) -> bool:
