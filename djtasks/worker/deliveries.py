@@ -3,12 +3,15 @@
 Before a delivery reaches the pool, the supervisor asks about its task more
 than once (is it ``async def``? rate-limited? what hard time limit?), and
 the executor then needs the whole envelope; the body is decoded once for all
-of them (in one process: a forked child decodes its own).
+of them (in one process: a forked child decodes its own). An envelope is
+remembered until its run takes it, or its delivery is settled, so the memory
+it takes follows the deliveries held, not the tasks run so far.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
+from collections.abc import Iterable
 
 from django.tasks import Task
 
@@ -17,14 +20,40 @@ from ..brokers import Delivery
 from ..exceptions import DjTasksError
 from ..messages import Envelope, decode
 
-#: Message bodies whose envelope is remembered: those of the latest fetched batches (gevent -c 500
-#: with the default prefetch holds 2,000 deliveries at once).
+#: Envelopes kept at most: more than a worker holds (``gevent -c 500`` with the default prefetch holds 2,000).
 REMEMBERED_BODIES = 4096
 
 
-@lru_cache(maxsize=REMEMBERED_BODIES)
-def _envelope(body: bytes) -> Envelope:
-    return decode(body)
+class _Envelopes:
+    """Decoded envelopes of the messages a worker holds, by body, until their task runs or is settled."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._by_body: dict[bytes, Envelope] = {}
+        self._lock = threading.Lock()
+
+    def get(self, body: bytes) -> Envelope:
+        envelope = self._by_body.get(body)
+        if envelope is None:
+            envelope = decode(body)
+            with self._lock:
+                if len(self._by_body) >= self.limit:
+                    del self._by_body[next(iter(self._by_body))]  # the oldest
+                self._by_body[body] = envelope
+        return envelope
+
+    def take(self, body: bytes) -> Envelope:
+        with self._lock:
+            envelope = self._by_body.pop(body, None)
+        return envelope if envelope is not None else decode(body)
+
+    def forget(self, bodies: Iterable[bytes]) -> None:
+        with self._lock:
+            for body in bodies:
+                self._by_body.pop(body, None)
+
+
+_envelopes = _Envelopes(REMEMBERED_BODIES)
 
 
 def envelope_of(delivery: Delivery) -> Envelope:
@@ -33,12 +62,22 @@ def envelope_of(delivery: Delivery) -> Envelope:
     Envelopes are immutable, and their argument trees are only read (loading
     them builds new objects), so one decoded envelope serves every caller.
     """
-    return _envelope(delivery.body)
+    return _envelopes.get(delivery.body)
+
+
+def take_envelope(delivery: Delivery) -> Envelope:
+    """The envelope of ``delivery``, which is no longer remembered: for its run, the last use of it."""
+    return _envelopes.take(delivery.body)
+
+
+def forget(deliveries: Iterable[Delivery]) -> None:
+    """Drop the envelopes of settled deliveries (those a forked child ran are still remembered here)."""
+    _envelopes.forget(d.body for d in deliveries)
 
 
 def _task_path(body: bytes) -> str | None:
     try:
-        return _envelope(body).task
+        return _envelopes.get(body).task
     except DjTasksError:
         return None
 

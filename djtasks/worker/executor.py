@@ -35,7 +35,7 @@ from ..models import CANCELLED
 from ..results import ErrorInfo, Outcome, ResultStore
 from ..task import DjTask
 from ..taskresult import DjTaskContext, DjTaskError, DjTaskResult
-from .deliveries import envelope_of, task_of
+from .deliveries import take_envelope, task_of
 from .timelimits import async_time_limits, time_limits
 
 logger = logging.getLogger("djtasks.worker")
@@ -135,7 +135,7 @@ class Executor:
         attempt = max(1, delivery.deliveries)
         task_path = "?"
         try:
-            envelope = envelope_of(delivery)
+            envelope = take_envelope(delivery)
             task_path = envelope.task
             task = registry.lookup(envelope.task)
             if not isinstance(task, DjTask):

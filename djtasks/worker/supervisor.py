@@ -25,7 +25,7 @@ from ..results import ResultStore
 from .asyncio_runner import ASYNC_TASKS_AT_ONCE, PoolWithEventLoop
 from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
-from .deliveries import envelopes_with_rows, task_of, task_path_of
+from .deliveries import envelopes_with_rows, forget, task_of, task_path_of
 from .executor import Completion, Executor
 from .leases import HeldDeliveries, LeaseKeeper
 from .outcomes import OutcomeWriter, StartMarks, WorkerStats
@@ -401,5 +401,6 @@ class Worker:
     def _forget(self, batch: list[Completion]) -> None:
         """After their outcomes are stored: stop renewing their leases, count and log them."""
         self._held.discard(c.delivery.id for c in batch)
+        forget(c.delivery for c in batch)
         for completion in batch:
             self.outcomes.count_and_log(completion)

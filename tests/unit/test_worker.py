@@ -198,3 +198,14 @@ def test_a_worker_fed_coroutines_reserves_for_its_event_loop_not_a_pool_at_a_tim
     finally:
         pool.stop(timeout=10)
     assert len(done) == 200
+
+
+@pytest.mark.parametrize("pool", ["threads", "solo"])
+def test_a_worker_remembers_no_envelope_of_the_tasks_it_finished(pool):  # noqa: ANN001
+    """Decoded messages are kept while held, not for every task run so far: memory follows the work in hand."""
+    from djtasks.worker import deliveries
+
+    tasks.add.enqueue_many([(n, n) for n in range(300)])
+    stats = Worker(backend=task_backends["default"], pool=pool, concurrency=4, burst=True).run()
+    assert stats.succeeded == 300
+    assert len(deliveries._envelopes._by_body) == 0
