@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import connections, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.tasks import TaskResultStatus
@@ -32,6 +33,25 @@ SUCCESS_BATCH = 500
 
 def _sql(name: str) -> str:
     return load_sql(Path(__file__).with_name("sql") / name)
+
+
+def _execute(connection: BaseDatabaseWrapper, sql: str, params: Sequence[Any]) -> tuple[int, list[tuple]]:
+    """Run one of the statements of ``sql/`` on every worker cycle; return its row count and rows.
+
+    On PostgreSQL the server binds the parameters: the worker then neither
+    quotes each value in Python nor parses the statement again each time, as
+    Django's default (client-side binding) cursor does.
+    """
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.rowcount, cursor.fetchall() if cursor.description else []
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount, cursor.fetchall() if cursor.description else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +134,9 @@ class ResultStore:
         """One UPDATE; return how many rows it marked."""
         connection = connections[self.alias]
         if connection.vendor == "postgresql" and not only_ready:  # every worker cycle: no ORM compilation
-            with connection.cursor() as cursor:
-                cursor.execute(_sql("mark_started_v1.postgresql.sql"), [at, at, json.dumps(worker_id), list(ids)])
-                return cursor.rowcount
+            marked, _ = _execute(connection, _sql("mark_started_v1.postgresql.sql"),
+                                 [at, at, json.dumps(worker_id), list(ids)])
+            return marked
         rows = self.rows().filter(id__in=ids)
         if only_ready:
             rows = rows.filter(status=TaskResultStatus.READY)
@@ -174,9 +194,8 @@ class ResultStore:
         params.append(json.dumps(worker_id))
         sql = _sql(f"record_successes_v1.{connection.vendor}.sql").format(
             rows=", ".join(["(%s, %s, %s, %s)"] * len(outcomes)))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return {str(uuid.UUID(str(row[0]))) for row in cursor.fetchall()}
+        _, rows = _execute(connection, sql, params)
+        return {str(uuid.UUID(str(row[0]))) for row in rows}
 
     def _record_success_orm(self, outcome: Outcome, start: Start | None, worker_id: str) -> bool:
         """One success on a vendor without a batch statement; whether its row was there."""
