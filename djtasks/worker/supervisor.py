@@ -11,25 +11,23 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from functools import cached_property
 
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 
-from .. import registry
 from ..brokers import Broker, Delivery
 from ..control.registry import ControlStore
 from ..exceptions import BrokerError, TaskRevoked
-from ..ratelimit import RateLimiter, limiter_for, parse_rate
 from ..results import ResultStore
 from .asyncio_runner import ASYNC_TASKS_AT_ONCE, PoolWithEventLoop
 from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
-from .deliveries import envelopes_with_rows, forget, task_of, task_path_of
+from .deliveries import envelopes_with_rows, forget, task_path_of
 from .executor import Completion, Executor
 from .leases import HeldDeliveries, LeaseKeeper
 from .outcomes import OutcomeWriter, StartMarks, WorkerStats
 from .pools import Pool, make_pool
+from .rate_gate import RateLimitGate
 
 logger = logging.getLogger("djtasks.worker")
 
@@ -89,6 +87,7 @@ class Worker:
         #: Set once the pool runs: start other threads (e.g. beat) after it, never before a fork.
         self.ready = threading.Event()
         self._held = HeldDeliveries()
+        self._rate_limits = RateLimitGate(backend=backend, broker=self.broker, held=self._held)
         self._unwritten: list[Completion] = []
         #: Outcomes stored whose messages are not acked (or put back) yet.
         self._unsettled: list[Completion] = []
@@ -344,7 +343,7 @@ class Worker:
             deliveries = [d for d in deliveries if d.id not in self._revoked]
             for delivery in revoked:
                 self._on_done(self.pool.execute.lost(delivery, TaskRevoked("revoked before it started"), 0.0))
-        deliveries = self._within_rate_limits(deliveries)
+        deliveries = self._rate_limits.admit(deliveries)
         to_mark = envelopes_with_rows(deliveries) if not self.broker.records_starts else []
         if to_mark:
             if self.pool.runs_inline:
@@ -353,30 +352,6 @@ class Worker:
                 self._unmarked.append((timezone.now(), to_mark))
         for delivery in deliveries:
             self.pool.submit(delivery)
-
-    def _within_rate_limits(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """Keep what may run now; put each task over its rate limit back, due when a token comes."""
-        if not registry.has_rate_limits():
-            return deliveries
-        allowed = []
-        for delivery in deliveries:
-            task = task_of(delivery)
-            rate_text = getattr(task, "rate_limit", None)
-            if rate_text is None:
-                allowed.append(delivery)
-                continue
-            now = timezone.now()
-            wait = self._rate_limiter.acquire(task.module_path, parse_rate(rate_text), now)
-            if wait <= 0:
-                allowed.append(delivery)
-                continue
-            self.broker.release([delivery], available_at=now + dt.timedelta(seconds=wait))
-            self._held.discard([delivery.id])
-        return allowed
-
-    @cached_property
-    def _rate_limiter(self) -> RateLimiter:
-        return limiter_for(self.backend)
 
     def _clean_up_old_results(self) -> None:
         """Apply ``KEEP_RESULTS_DAYS``: delete finished rows older than that."""
