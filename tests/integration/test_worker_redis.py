@@ -25,17 +25,37 @@ def redis_backend(redis_prefix):  # noqa: ANN001, ANN201
         yield task_backends["default"]
 
 
+@pytest.fixture
+def redis_backend_pg(redis_prefix):  # noqa: ANN001, ANN201
+    """The Redis broker with its result rows on PostgreSQL, for a test that reads while a worker thread writes.
 
-def test_an_idle_worker_is_woken_at_once(redis_backend):  # noqa: ANN001
-    worker = Worker(backend=redis_backend, pool="threads", concurrency=2)
+    SQLite's shared in-memory test database locks a table for the length of
+    a write, and a read then fails at once ("database table is locked").
+    """
+    options = {"BROKER_URL": REDIS_URL, "KEY_PREFIX": redis_prefix, "RESULTS_DATABASE": "postgresql",
+               "POLL_INTERVAL": 3600}
+    with override_settings(TASKS={"default": {"BACKEND": "djtasks.backend.DjTasksBackend", "QUEUES": [],
+                                              "OPTIONS": options}}):
+        yield task_backends["default"]
+
+
+def reads_beside_a_running_worker(test):  # noqa: ANN001, ANN201
+    """The marks of a test that uses :func:`redis_backend_pg`."""
+    return pytest.mark.postgres(pytest.mark.django_db(databases=["postgresql"], transaction=True)(test))
+
+
+@reads_beside_a_running_worker
+def test_an_idle_worker_is_woken_at_once(redis_backend_pg):  # noqa: ANN001
+    worker = Worker(backend=redis_backend_pg, pool="threads", concurrency=2)
     with RunningWorker(worker):
         assert tasks.add.enqueue(1, 1).wait(timeout=30) == 2
         # Idle now, with an hour until its next poll: only the wake-up list can wake it.
         assert tasks.add.enqueue(2, 2).wait(timeout=10) == 4
 
 
-def test_a_countdown_is_honoured_never_early(redis_backend):  # noqa: ANN001
-    worker = Worker(backend=redis_backend, pool="threads", concurrency=2)
+@reads_beside_a_running_worker
+def test_a_countdown_is_honoured_never_early(redis_backend_pg):  # noqa: ANN001
+    worker = Worker(backend=redis_backend_pg, pool="threads", concurrency=2)
     with RunningWorker(worker):
         result = tasks.add.apply_async(args=(3, 4), countdown=1)
         assert result.wait(timeout=10) == 7
