@@ -172,10 +172,12 @@ class ResultStore:
         for first in range(0, len(successes), SUCCESS_BATCH):
             batch = successes[first:first + SUCCESS_BATCH]
             stored = self._record_successes(batch, unmarked, worker_id)
-            missing = [unmarked[o.task_id] for o in batch if o.task_id not in stored and o.task_id in unmarked]
+            # Only a task whose start was not marked can lack its row here (a mark writes a missing one).
+            missing = [o for o in batch if o.task_id not in stored and o.task_id in unmarked]
             if missing:
-                self.create_pending([start.envelope for start in missing], min(start.at for start in missing))
-                self._record_successes([o for o in batch if o.task_id not in stored], unmarked, worker_id)
+                starts = [unmarked[o.task_id] for o in missing]
+                self.create_pending([start.envelope for start in starts], min(start.at for start in starts))
+                self._record_successes(missing, unmarked, worker_id)
 
     def _record_successes(self, outcomes: Sequence[Outcome], unmarked: Mapping[str, Start],
                           worker_id: str) -> set[str]:
