@@ -21,7 +21,9 @@ def test_ten_a_second_across_three_workers(sqlite_db: E2EDatabase, workers: Work
 
     times = sorted(dt.datetime.fromisoformat(str(t)) for (t,) in sqlite_db.query("SELECT created_at FROM demo_taskrun"))
     first = times[0]
-    in_three_seconds = sum(1 for t in times if t < first + dt.timedelta(seconds=3))
-    # A full bucket lets 10 through at once, then 10 a second: at most 40 in the first 3 s.
+    # A full bucket lets 10 through at once, then 10 a second: at most 40 tokens in 3 s. A task
+    # records its run a little after its token (the first one too, which anchors the window): the
+    # window is 0.2 s shorter than 3 s to leave that lag two tokens.
+    in_three_seconds = sum(1 for t in times if t < first + dt.timedelta(seconds=2.8))
     assert 25 <= in_three_seconds <= 40
     assert len({pid for _, pid in sqlite_db.runs()}) >= 2  # the limit is shared, the work is too
