@@ -72,11 +72,19 @@ class Broker(ABC):
 
     @abstractmethod
     def fetch(self, queues: Sequence[str] | None, limit: int, *, worker_id: str, lease_seconds: float,
-              now: dt.datetime) -> list[Delivery]:
+              now: dt.datetime, wait_seconds: float = 0.0) -> list[Delivery]:
         """Lease up to ``limit`` due messages, highest priority first, then oldest due.
 
-        ``queues=None`` means every queue.
+        ``queues=None`` means every queue. A broker that :meth:`waits_in_fetch`
+        first waits up to ``wait_seconds`` for a message; the others ignore it.
         """
+
+    def waits_in_fetch(self, queues: Sequence[str] | None) -> bool:
+        """Whether :meth:`fetch` can wait for a message of ``queues`` (then no wake-up source is needed)."""
+        return False
+
+    def interrupt_wait(self, queues: Sequence[str] | None, *, worker_id: str) -> None:
+        """End the wait of a fetch by ``worker_id`` now, or of its next one (it is stopping)."""
 
     @abstractmethod
     def extend(self, deliveries: Sequence[Delivery], *, worker_id: str, lease_seconds: float,

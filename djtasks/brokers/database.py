@@ -62,7 +62,7 @@ class DatabaseBroker(Broker):
     # -- consuming ---------------------------------------------------------
 
     def fetch(self, queues: Sequence[str] | None, limit: int, *, worker_id: str, lease_seconds: float,
-              now: dt.datetime) -> list[Delivery]:
+              now: dt.datetime, wait_seconds: float = 0.0) -> list[Delivery]:
         if limit <= 0:
             return []
         leased_until = now + dt.timedelta(seconds=lease_seconds)

@@ -53,7 +53,7 @@ class MemoryBroker(Broker):
                                                    sequence=self._sequence)
 
     def fetch(self, queues: Sequence[str] | None, limit: int, *, worker_id: str, lease_seconds: float,
-              now: dt.datetime) -> list[Delivery]:
+              now: dt.datetime, wait_seconds: float = 0.0) -> list[Delivery]:
         with self._lock:
             due = sorted(
                 (e for e in self._entries.values()

@@ -7,12 +7,16 @@ lives in one Redis Cluster slot and queues spread over the shards:
 ``…:s:<priority>`` STREAM of ready messages, consumer group ``djtasks``
 ``…:delayed``     ZSET of messages not due yet (countdown, eta, retry backoff)
 ``…:leases``      ZSET ``<stream>|<entry>|<worker>`` -> lease deadline (ms)
-``…:wake``        LIST idle workers block on (BLPOP): one push per enqueue
+``…:wake``        LIST idle workers block on (BLPOP): one token per ready message
 ``…:fetched:<worker>`` STRING: a worker's last fetch, replayed if its reply was lost
+``…:waiter:<worker>`` LIST: pushed to end a worker's wait at once (it stops)
 
 A fetch reads the streams highest priority first (``XREADGROUP``) and leases
 what it read; an ack removes the entry (``XACK`` + ``XDEL``), so streams do
-not grow. Leases are deadlines in a sorted set rather than stream idle time,
+not grow. An idle worker waits inside its fetch: one pipeline holds a
+``BLPOP`` on the wake lists and, behind it, the fetch script, which Redis runs
+the moment the ``BLPOP`` returns. A message wakes a worker and is leased to it
+in one round trip. Leases are deadlines in a sorted set rather than stream idle time,
 so they are renewed by heartbeat and recovered by the same rules as on the
 ORM broker. Every step that touches more than one key is a Lua script
 (``lua/*.lua``), hence atomic, whichever worker runs it.
@@ -43,19 +47,21 @@ class LuaScript:
     sha: str
 
 
-def _load_scripts(*names: str) -> dict[str, LuaScript]:
+def _load_scripts(**versions: int) -> dict[str, LuaScript]:
     scripts = {}
-    for name in names:
-        text = (LUA_DIR / f"{name}_v1.lua").read_text()
+    for name, version in versions.items():
+        text = (LUA_DIR / f"{name}_v{version}.lua").read_text()
         scripts[name] = LuaScript(text=text, sha=hashlib.sha1(text.encode()).hexdigest())
     return scripts
 
 
-SCRIPTS = _load_scripts("enqueue", "fetch", "ack", "extend", "requeue", "recover", "purge", "depth")
+SCRIPTS = _load_scripts(enqueue=2, fetch=2, ack=1, extend=1, requeue=2, recover=1, purge=1, depth=1)
 #: Messages per call of the enqueue script: a longer script would hold Redis up for others.
 ENQUEUE_BATCH = 500
 #: Leases recovered per queue and call.
 RECOVER_BATCH = 500
+#: Seconds a worker's own wake-up token lives: it ends a wait that starts soon after, not one much later.
+WAITER_TOKEN_SECONDS = 60
 
 
 def _ms(moment: dt.datetime) -> int:
@@ -80,6 +86,9 @@ class QueueKeys:
     def fetched(self, worker_id: str) -> str:
         return f"{self._base}:fetched:{worker_id}"
 
+    def waiter(self, worker_id: str) -> str:
+        return f"{self._base}:waiter:{worker_id}"
+
 
 class RedisBroker(Broker):
     """Messages in Redis streams; see the module docstring for the layout."""
@@ -94,6 +103,9 @@ class RedisBroker(Broker):
         #: (worker id, queue) -> token of a fetch that raised: it may have run in Redis with its
         #: reply lost, so the next fetch sends the same token and gets what it leased.
         self._unanswered: dict[tuple[str, str], str] = {}
+        #: queue -> when its first delayed message is due (ms), as the last fetch saw: a wait ends then.
+        self._next_due_ms: dict[str, int] = {}
+        self.cluster = url.startswith("redis+cluster:")
 
     @property
     def client(self) -> Any:
@@ -117,7 +129,7 @@ class RedisBroker(Broker):
         In MULTI/EXEC, except on a cluster (whose transactions cannot span queues' slots): a
         connection that drops midway then applies none of the batch, not its first part.
         """
-        pipe = self.client.pipeline(transaction=not self.url.startswith("redis+cluster:"))
+        pipe = self.client.pipeline(transaction=not self.cluster)
         for name, keys, args in calls:
             # Not pipe.evalsha(): a Redis Cluster pipeline refuses that method, though it routes
             # EVALSHA by its keys (all in one slot here) like any other command.
@@ -166,25 +178,103 @@ class RedisBroker(Broker):
     # -- consuming ---------------------------------------------------------
 
     def fetch(self, queues: Sequence[str] | None, limit: int, *, worker_id: str, lease_seconds: float,
-              now: dt.datetime) -> list[Delivery]:
-        deliveries: list[Delivery] = []
+              now: dt.datetime, wait_seconds: float = 0.0) -> list[Delivery]:
+        """Lease up to ``limit`` messages; if ``wait_seconds``, first wait that long at most for one.
+
+        The wait ends early when a message comes, when a delayed message is
+        due, or when :meth:`interrupt_wait` is called. A worker serving
+        several queues that waited may get up to ``limit`` from each.
+        """
         deadline_ms = _ms(now + dt.timedelta(seconds=lease_seconds))
         with self._errors("fetch messages"):
-            for queue in self._queues(queues):
+            names = self._queues(queues)
+            wait_seconds = self._wait_before_fetch(names, wait_seconds, now)
+            if wait_seconds > 0:
+                return self._fetch_after_wait(names, limit, worker_id, deadline_ms, now, wait_seconds,
+                                              waiter=self._waiter_key(queues, worker_id))
+            deliveries: list[Delivery] = []
+            for queue in names:
                 if len(deliveries) >= limit:
                     break
-                k = self.keys(queue)
-                token = self._unanswered.pop((worker_id, queue), None) or secrets.token_hex(8)
+                fetch = self._fetch_call(queue, limit - len(deliveries), worker_id, deadline_ms, now)
                 try:
-                    rows = self._run("fetch", [k.priorities, k.delayed, k.leases, k.fetched(worker_id)],
-                                     [k.stream_prefix, _ms(now), limit - len(deliveries), worker_id, deadline_ms,
-                                      token])
+                    reply = self._run(*fetch)
                 except REDIS_ERRORS:
-                    self._unanswered[(worker_id, queue)] = token
+                    self._unanswered[(worker_id, queue)] = fetch[2][-1]
                     raise
-                deliveries += [Delivery(id=_text(r[1]), queue=queue, body=_bytes(r[2]), deliveries=int(r[3]),
-                                        receipt=_text(r[0])) for r in rows]
+                deliveries += self._deliveries(queue, reply)
         return deliveries
+
+    def waits_in_fetch(self, queues: Sequence[str] | None) -> bool:
+        """Whether :meth:`fetch` can wait for these queues: one ``BLPOP`` on all their wake lists.
+
+        On a cluster, only for one queue: a command's keys must share a slot.
+        """
+        return not self.cluster or (queues is not None and len(queues) == 1)
+
+    def interrupt_wait(self, queues: Sequence[str] | None, *, worker_id: str) -> None:
+        """End the wait of ``worker_id``'s fetch at once (from another thread), or its next one."""
+        key = self._waiter_key(queues, worker_id)
+        with self._errors("wake a waiting worker"):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.lpush(key, "1")
+            pipe.expire(key, WAITER_TOKEN_SECONDS)
+            pipe.execute()
+
+    def _waiter_key(self, queues: Sequence[str] | None, worker_id: str) -> str:
+        # In the slot of the queue on a cluster, whose worker waits for that one queue only.
+        return self.keys(queues[0]).waiter(worker_id) if queues else f"{self.prefix}:waiter:{worker_id}"
+
+    def _wait_before_fetch(self, queues: list[str], wait_seconds: float, now: dt.datetime) -> float:
+        """How long to wait: less than the socket timeout, and not past the first delayed message's due time."""
+        if wait_seconds <= 0:
+            return 0.0
+        wait_seconds = min(wait_seconds, self.timeout_seconds / 2)
+        now_ms = _ms(now)
+        for queue in queues:
+            due_ms = self._next_due_ms.get(queue, -1)
+            if due_ms >= 0:
+                wait_seconds = min(wait_seconds, (due_ms - now_ms) / 1000)
+        return wait_seconds if wait_seconds >= 0.001 else 0.0
+
+    def _fetch_after_wait(self, queues: list[str], limit: int, worker_id: str, deadline_ms: int, now: dt.datetime,
+                          wait_seconds: float, *, waiter: str) -> list[Delivery]:
+        """Wait on the queues' wake lists, then fetch from each, in one pipeline: one round trip."""
+        fetches = [self._fetch_call(queue, limit, worker_id, deadline_ms, now) for queue in queues]
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("BLPOP", *[self.keys(queue).wake for queue in queues], waiter, wait_seconds)
+        for name, keys, args in fetches:
+            pipe.execute_command("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args)
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except REDIS_ERRORS:
+            for queue, fetch in zip(queues, fetches, strict=True):
+                self._unanswered[(worker_id, queue)] = fetch[2][-1]
+            raise
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        deliveries: list[Delivery] = []
+        for queue, fetch, reply in zip(queues, fetches, replies[1:], strict=True):
+            if isinstance(reply, redis.exceptions.NoScriptError):
+                reply = self._run(*fetch)  # Redis restarted and forgot the script: this fetch did not run
+            elif isinstance(reply, Exception):
+                raise reply
+            deliveries += self._deliveries(queue, reply)
+        return deliveries
+
+    def _fetch_call(self, queue: str, limit: int, worker_id: str, deadline_ms: int,
+                    now: dt.datetime) -> tuple[str, list[str], list[Any]]:
+        """The fetch script's keys and arguments; the last argument is the fetch's token."""
+        k = self.keys(queue)
+        token = self._unanswered.pop((worker_id, queue), None) or secrets.token_hex(8)
+        return ("fetch", [k.priorities, k.delayed, k.leases, k.fetched(worker_id), k.wake],
+                [k.stream_prefix, _ms(now), limit, worker_id, deadline_ms, token])
+
+    def _deliveries(self, queue: str, reply: list) -> list[Delivery]:
+        next_due_ms, rows = reply
+        self._next_due_ms[queue] = int(next_due_ms)
+        return [Delivery(id=_text(r[1]), queue=queue, body=_bytes(r[2]), deliveries=int(r[3]), receipt=_text(r[0]))
+                for r in rows]
 
     def extend(self, deliveries: Sequence[Delivery], *, worker_id: str, lease_seconds: float,
                now: dt.datetime) -> None:

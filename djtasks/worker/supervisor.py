@@ -37,6 +37,8 @@ CLEANUP_INTERVAL_SECONDS = 3600
 START_MARK_DELAY_SECONDS = 0.02
 #: Seconds finished tasks may wait for others to be stored with, while the pool has work queued.
 SETTLE_DELAY_SECONDS = 0.01
+#: Longest wait of an idle worker inside a fetch (a broker that can): it then looks at its timers.
+IDLE_FETCH_WAIT_SECONDS = 1.0
 #: Seconds to wait before the next loop after the database or broker failed.
 ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 
@@ -106,6 +108,8 @@ class Worker:
             self._autoscaler = Autoscaler(self.pool, *self._autoscale_bounds, self._autoscale_idle_seconds)
         self.outcomes = OutcomeWriter(broker=self.broker, results=self.results, worker_id=self.worker_id,
                                       stats=self.stats, keep_completions=keep_completions)
+        #: An idle worker waits for messages inside its fetch (Redis), not on a wake-up source.
+        self._fetch_waits = not burst and self.broker.waits_in_fetch(self.queues)
 
     # -- control -----------------------------------------------------------
 
@@ -113,6 +117,15 @@ class Worker:
         """Stop taking work; finish what runs, then :meth:`run` returns."""
         self._stopping.set()
         self._wake.set()
+        if self._fetch_waits:
+            # From a thread of its own: this may run in a signal handler, in the middle of a Redis call.
+            threading.Thread(target=self._interrupt_wait, name="djtasks-stop", daemon=True).start()
+
+    def _interrupt_wait(self) -> None:
+        try:
+            self.broker.interrupt_wait(self.queues, worker_id=self.worker_id)
+        except BrokerError:
+            pass  # the wait ends within IDLE_FETCH_WAIT_SECONDS anyway
 
     @property
     def stopping(self) -> bool:
@@ -129,7 +142,7 @@ class Worker:
         control = ControlAgent(self, ControlStore(self.results.alias)) if self.control else None
         if control is not None:
             control.start()
-        wakeup = None if self.burst else self.broker.wakeup_source(self.queues)
+        wakeup = None if self.burst or self._fetch_waits else self.broker.wakeup_source(self.queues)
         if wakeup is not None:
             wakeup.start(self._wake)
         LeaseKeeper(broker=self.broker, held=self._held, worker_id=self.worker_id,
@@ -170,6 +183,8 @@ class Worker:
                     continue  # more may wait, and there is room for it
                 if self.burst and not self._held and self._done.empty():
                     break
+                if self._fetch_waits and self._idle():
+                    continue  # the next fetch waits for work
                 self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
             except (DatabaseError, BrokerError) as exc:
                 if failures == 0:
@@ -306,10 +321,19 @@ class Worker:
         self._dispatch(deliveries)
 
     def _reserve(self, limit: int) -> list[Delivery]:
+        wait_seconds = 0.0
+        if self._fetch_waits and self._idle():
+            wait_seconds = min(IDLE_FETCH_WAIT_SECONDS, max(0.0, self._next_recovery - time.monotonic()))
         deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
-                                       lease_seconds=self.config.lease_seconds, now=self.clock())
+                                       lease_seconds=self.config.lease_seconds, now=self.clock(),
+                                       wait_seconds=wait_seconds)
         self._saturated = len(deliveries) >= limit
         return deliveries
+
+    def _idle(self) -> bool:
+        """Nothing held, nothing to write: only a new message (or a stop) needs this worker."""
+        return not (self._held or self._unwritten or self._unmarked or self._unsettled or self.stopping
+                    or not self._done.empty())
 
     # -- revocations and inspection (called from the control thread) -------
 
@@ -344,14 +368,15 @@ class Worker:
             for delivery in revoked:
                 self._on_done(self.pool.execute.lost(delivery, TaskRevoked("revoked before it started"), 0.0))
         deliveries = self._rate_limits.admit(deliveries)
-        to_mark = envelopes_with_rows(deliveries) if not self.broker.records_starts else []
-        if to_mark:
-            if self.pool.runs_inline:
-                self.outcomes.mark_started_now(to_mark)
-            else:
-                self._unmarked.append((timezone.now(), to_mark))
+        marks_wanted = not self.broker.records_starts
+        if marks_wanted and self.pool.runs_inline and (to_mark := envelopes_with_rows(deliveries)):
+            self.outcomes.mark_started_now(to_mark)
+        handed_at = timezone.now()
         for delivery in deliveries:
             self.pool.submit(delivery)
+        # Worked out after the hand-over, which the pool's threads need not wait for.
+        if marks_wanted and not self.pool.runs_inline and (to_mark := envelopes_with_rows(deliveries)):
+            self._unmarked.append((handed_at, to_mark))
 
     def _clean_up_old_results(self) -> None:
         """Apply ``KEEP_RESULTS_DAYS``: delete finished rows older than that."""

@@ -1,11 +1,18 @@
 """The broker contract on the Redis broker, against a real Redis server."""
 
+import threading
+from collections.abc import Sequence
+
 import pytest
 
+from djtasks.brokers import Delivery
 from djtasks.brokers.redis import RedisBroker
 from djtasks.exceptions import BrokerError
-from tests.broker_contract import T0, BrokerContract, ConcurrentBrokerContract, fetch, message
+from tests.broker_contract import LEASE, T0, BrokerContract, ConcurrentBrokerContract, fetch, message
 from tests.conftest import REDIS_URL
+from tests.e2e.helpers import wait_until
+
+from .redis_servers import RedisServers, redis_servers  # noqa: F401 - a fixture used by name
 
 pytestmark = pytest.mark.redis
 
@@ -63,3 +70,96 @@ def test_a_fetch_whose_reply_was_lost_is_answered_by_the_next_fetch(broker, monk
     rest = fetch(broker, 10, worker="w1")
     assert sorted(d.id for d in replayed + rest) == sorted(m.id for m in sent)
     assert fetch(broker, 10, worker="w1") == []
+
+
+def test_a_fetch_that_leaves_nothing_unread_empties_the_wake_list(broker):  # noqa: ANN001
+    broker.enqueue([message() for _ in range(3)])
+    wake = broker.keys("default").wake
+    assert broker.client.llen(wake) == 3
+    fetch(broker, 2)
+    assert broker.client.llen(wake) == 3  # one message is still unread: its token must stay
+    fetch(broker, 10)
+    assert broker.client.llen(wake) == 0  # nothing left that an idle worker could be woken for
+
+
+# -- an idle worker's wait inside its fetch ---------------------------------------
+
+class WaitingFetch:
+    """A fetch that waits up to ``wait_seconds``, in a thread; started once Redis holds it blocked."""
+
+    def __init__(self, broker: RedisBroker, queues: Sequence[str] | None, wait_seconds: float) -> None:
+        self.broker = broker
+        self.deliveries: list[Delivery] = []
+        before = blocked_clients(broker)
+        self.thread = threading.Thread(target=lambda: self.deliveries.extend(broker.fetch(
+            queues, 10, worker_id="w1", lease_seconds=LEASE, now=T0, wait_seconds=wait_seconds)))
+        self.thread.start()
+        wait_until(lambda: blocked_clients(broker) > before, timeout=10, what="the fetch to wait in Redis")
+
+    def result(self, *, timeout: float) -> list[Delivery]:
+        self.thread.join(timeout=timeout)
+        assert not self.thread.is_alive(), "the fetch is still waiting"
+        return self.deliveries
+
+
+def blocked_clients(broker: RedisBroker) -> int:
+    if broker.cluster:
+        return sum(int(node.redis_connection.info("clients")["blocked_clients"])
+                   for node in broker.client.get_nodes())
+    return int(broker.client.info("clients")["blocked_clients"])
+
+
+@pytest.fixture
+def patient_broker(redis_prefix):  # noqa: ANN001, ANN201
+    """A broker whose socket timeout lets a fetch wait a minute."""
+    return RedisBroker(REDIS_URL, prefix=redis_prefix, timeout_seconds=120)
+
+
+def test_a_waiting_fetch_gets_a_message_enqueued_while_it_waits(patient_broker):  # noqa: ANN001
+    waiting = WaitingFetch(patient_broker, ["default"], wait_seconds=60)
+    sent = message()
+    patient_broker.enqueue([sent])
+    assert [d.id for d in waiting.result(timeout=10)] == [sent.id]
+    assert patient_broker.depths(T0)[0].reserved == 1
+
+
+def test_a_waiting_fetch_of_every_queue_gets_a_message_of_any(patient_broker):  # noqa: ANN001
+    patient_broker.enqueue([message(queue="a")])
+    assert [d.queue for d in fetch(patient_broker)] == ["a"]  # both queues are known now
+    patient_broker.enqueue([message(queue="b")])
+    fetch(patient_broker)
+    waiting = WaitingFetch(patient_broker, None, wait_seconds=60)
+    sent = message(queue="b")
+    patient_broker.enqueue([sent])
+    assert [d.id for d in waiting.result(timeout=10)] == [sent.id]
+
+
+def test_a_waiting_fetch_ends_when_its_worker_is_interrupted(patient_broker):  # noqa: ANN001
+    waiting = WaitingFetch(patient_broker, ["default"], wait_seconds=60)
+    patient_broker.interrupt_wait(["default"], worker_id="w1")
+    assert waiting.result(timeout=10) == []
+
+
+def test_a_waiting_fetch_ends_when_a_delayed_message_enqueued_meanwhile_is_due(patient_broker):  # noqa: ANN001
+    from tests.broker_contract import later
+
+    waiting = WaitingFetch(patient_broker, ["default"], wait_seconds=60)
+    # Due before every other delayed message: it wakes the waiting fetch, which learns when to fetch next.
+    patient_broker.enqueue([message(at=later(30))])
+    assert waiting.result(timeout=10) == []
+    assert patient_broker._wait_before_fetch(["default"], 60, T0) == 30
+    assert patient_broker._wait_before_fetch(["default"], 60, later(30)) == 0
+
+
+def test_a_waiting_fetch_on_a_redis_cluster(redis_servers: RedisServers, redis_prefix) -> None:  # noqa: ANN001, F811
+    nodes = redis_servers.cluster(3)
+    broker = RedisBroker(f"redis+cluster://127.0.0.1:{nodes[0].port}", prefix=redis_prefix, timeout_seconds=120)
+    assert broker.waits_in_fetch(["default"]) and not broker.waits_in_fetch(["a", "b"])
+    assert not broker.waits_in_fetch(None)
+    waiting = WaitingFetch(broker, ["default"], wait_seconds=60)
+    sent = message()
+    broker.enqueue([sent])
+    assert [d.id for d in waiting.result(timeout=10)] == [sent.id]
+    waiting = WaitingFetch(broker, ["default"], wait_seconds=60)
+    broker.interrupt_wait(["default"], worker_id="w1")
+    assert waiting.result(timeout=10) == []

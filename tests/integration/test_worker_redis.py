@@ -53,6 +53,48 @@ def test_an_idle_worker_is_woken_at_once(redis_backend_pg):  # noqa: ANN001
         assert tasks.add.enqueue(2, 2).wait(timeout=10) == 4
 
 
+@pytest.fixture
+def long_idle_waits(redis_backend_pg, monkeypatch):  # noqa: ANN001, ANN201
+    """An idle worker waits in its fetch for up to a minute: only a message, a due time or a stop ends it."""
+    from djtasks.worker import supervisor
+
+    monkeypatch.setattr(supervisor, "IDLE_FETCH_WAIT_SECONDS", 60)
+    monkeypatch.setattr(redis_backend_pg.broker, "timeout_seconds", 150)
+    return redis_backend_pg
+
+
+def wait_until_waiting_in_redis(broker, before: int) -> None:  # noqa: ANN001
+    from tests.e2e.helpers import wait_until
+
+    wait_until(lambda: int(broker.client.info("clients")["blocked_clients"]) > before, timeout=10,
+               what="the worker to wait in Redis")
+
+
+@reads_beside_a_running_worker
+def test_a_stop_ends_an_idle_workers_wait_at_once(long_idle_waits):  # noqa: ANN001
+    before = int(long_idle_waits.broker.client.info("clients")["blocked_clients"])
+    worker = Worker(backend=long_idle_waits, pool="threads", concurrency=2)
+    running = RunningWorker(worker)
+    with running:
+        wait_until_waiting_in_redis(long_idle_waits.broker, before)
+        worker.request_stop()
+        running.thread.join(timeout=10)
+        assert not running.thread.is_alive(), "the worker still waits for messages"
+
+
+@reads_beside_a_running_worker
+def test_a_countdown_enqueued_while_a_worker_waits_starts_on_time(long_idle_waits):  # noqa: ANN001
+    before = int(long_idle_waits.broker.client.info("clients")["blocked_clients"])
+    # Named: a worker serving every queue would look for new queues only when its minute is over.
+    worker = Worker(backend=long_idle_waits, pool="threads", concurrency=2, queues=["default"])
+    with RunningWorker(worker):
+        wait_until_waiting_in_redis(long_idle_waits.broker, before)
+        result = tasks.add.apply_async(args=(3, 4), countdown=1)
+        assert result.wait(timeout=15) == 7  # not after the minute the worker was set to wait
+        result.refresh()
+        assert result.started_at >= result.enqueued_at + dt.timedelta(seconds=1)
+
+
 @reads_beside_a_running_worker
 def test_a_countdown_is_honoured_never_early(redis_backend_pg):  # noqa: ANN001
     worker = Worker(backend=redis_backend_pg, pool="threads", concurrency=2)

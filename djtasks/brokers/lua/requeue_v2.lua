@@ -3,7 +3,8 @@
 -- member) takes its place, all in one step. Only while the lease is held:
 -- a lease that was recovered (its message is queued again already) or that
 -- this script ended before (a command sent twice after a dropped connection)
--- puts nothing back, so a message is never queued twice.
+-- puts nothing back, so a message is never queued twice. A message ready now,
+-- or delayed but due before every other delayed one, wakes an idle worker.
 --
 -- KEYS[1] priorities, KEYS[2] delayed, KEYS[3] wake, KEYS[4] stream of the new priority, KEYS[5] leases
 -- ARGV[1] receipt "<stream>|<entry id>|<consumer>", ARGV[2] (unused), ARGV[3] task id, ARGV[4] body,
@@ -19,7 +20,12 @@ redis.call('XDEL', old_stream, old_entry)
 
 local id, body, priority, due, now, deliveries = ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 if due > now then
+    local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')[2]
     redis.call('ZADD', delayed, due, cjson.encode({id, priority, body, deliveries}))
+    if not first or due < tonumber(first) then
+        redis.call('LPUSH', wake, '1')
+        redis.call('LTRIM', wake, 0, 63)
+    end
     return 0
 end
 if redis.call('ZADD', priorities, 'NX', priority, priority) == 1 or redis.call('EXISTS', stream) == 0 then

@@ -7,15 +7,21 @@
 -- until their lease runs out. So the consumer's last fetch is kept, for the
 -- length of a lease.
 --
+-- A fetch that leaves no message unread empties the wake list: its tokens
+-- announced messages that are all taken now, and would only wake idle
+-- workers for nothing.
+--
 -- KEYS[1] priorities  ZSET of priorities (score = priority)
 -- KEYS[2] delayed     ZSET of messages not due yet (score: due time, ms)
 -- KEYS[3] leases      ZSET of receipts "<stream>|<entry id>|<consumer>" -> lease deadline (ms)
 -- KEYS[4] fetched     STRING "<token>\n<receipt>\n<receipt>..." of this consumer's last fetch
+-- KEYS[5] wake        LIST that idle workers block on
 -- ARGV[1] stream key prefix (stream = prefix .. priority)
 -- ARGV[2] now (ms), ARGV[3] limit, ARGV[4] consumer (worker id), ARGV[5] lease deadline (ms),
 -- ARGV[6] token of this fetch (unique, but the same when a fetch is sent again)
--- Returns a list of {receipt, task id, body, deliveries}; the receipt is the lease member.
-local priorities, delayed, leases, fetched = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Returns {next due, deliveries}: when the first delayed message is due (ms; -1 if none), and a
+-- list of {receipt, task id, body, deliveries}; the receipt is the lease member.
+local priorities, delayed, leases, fetched, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local prefix, now, limit, consumer, deadline, token = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 
 local function delivery(stream, entry, receipt)
@@ -25,6 +31,14 @@ local function delivery(stream, entry, receipt)
     end
     redis.call('ZADD', leases, deadline, receipt)
     return {receipt, fields['id'], fields['body'], tonumber(fields['d']) + 1}
+end
+
+local function next_due()
+    local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')
+    if first[2] then
+        return tonumber(first[2])
+    end
+    return -1
 end
 
 local out = {}
@@ -40,7 +54,7 @@ if last and string.sub(last, 1, #token + 1) == token .. '\n' then
             end
         end
     end
-    return out
+    return {next_due(), out}
 end
 
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)) do
@@ -54,7 +68,7 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT
 end
 
 if limit <= 0 then
-    return out
+    return {next_due(), out}
 end
 local receipts = {}
 for _, priority in ipairs(redis.call('ZREVRANGE', priorities, 0, -1)) do
@@ -76,4 +90,7 @@ if #out > 0 then
     redis.call('SET', fetched, token .. '\n' .. table.concat(receipts, '\n'), 'PX',
                math.max(1, tonumber(deadline) - tonumber(now)))
 end
-return out
+if #out < limit then
+    redis.call('DEL', wake)
+end
+return {next_due(), out}

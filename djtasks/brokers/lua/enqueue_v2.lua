@@ -5,11 +5,17 @@
 -- KEYS[3] wake        LIST that idle workers block on (BLPOP)
 -- ARGV[1] stream key prefix (stream = prefix .. priority), ARGV[2] now (ms),
 -- then five values per message: task id, body, priority, due (ms), deliveries so far
+-- Idle workers are woken by a token in the wake list: one per ready message,
+-- and one when a delayed message comes due before every other, so that a
+-- worker waiting until the first due time waits for this one.
 -- Returns 1 if this created a key of the queue (its first message, or the
 -- first after Redis lost its data): the caller then records the queue name.
 local priorities, delayed, wake = KEYS[1], KEYS[2], KEYS[3]
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local created, ready, known = 0, 0, {}
+local first_due = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')[2]
+first_due = first_due and tonumber(first_due) or math.huge
+local sooner = false
 
 for i = 3, #ARGV, 5 do
     local id, body, priority, due, deliveries = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
@@ -18,6 +24,9 @@ for i = 3, #ARGV, 5 do
             created = 1
         end
         redis.call('ZADD', delayed, due, cjson.encode({id, priority, body, deliveries}))
+        if due < first_due then
+            first_due, sooner = due, true
+        end
     else
         local stream = prefix .. priority
         if not known[priority] then
@@ -31,10 +40,11 @@ for i = 3, #ARGV, 5 do
         ready = ready + 1
     end
 end
-if ready > 0 then
-    -- One wake-up per message, up to as many as the list keeps.
+local wakeups = ready + (sooner and 1 or 0)
+if wakeups > 0 then
+    -- Up to as many as the list keeps.
     local tokens = {}
-    for i = 1, math.min(ready, 64) do
+    for i = 1, math.min(wakeups, 64) do
         tokens[i] = '1'
     end
     redis.call('LPUSH', wake, unpack(tokens))
