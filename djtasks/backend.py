@@ -28,6 +28,9 @@ from .taskresult import DjTaskError, DjTaskResult
 
 logger = logging.getLogger("djtasks")
 
+#: Tasks a backend remembers as valid, so that their next enqueues skip the checks (tasks are immutable).
+VALID_TASKS_KEPT = 256
+
 #: One call of a task: positional and keyword arguments.
 Call = tuple[Sequence[Any], Mapping[str, Any]]
 
@@ -45,6 +48,8 @@ class DjTasksBackend(BaseTaskBackend):
         super().__init__(alias, params)
         # An empty QUEUES list allows any queue name.
         self.queues = set(params.get("QUEUES", []))
+        #: id(task) -> task, for tasks that passed validate_task() (kept alive, so an id is never reused).
+        self._valid_tasks: dict[int, Any] = {}
 
     @cached_property
     def config(self) -> BackendOptions:
@@ -70,6 +75,15 @@ class DjTasksBackend(BaseTaskBackend):
             task = _with_run_after(task, None)
         super().validate_task(task)
 
+    def _validate_once(self, task: DjTask) -> None:
+        """:meth:`validate_task`, unless ``task`` (this very object) passed it before."""
+        if self._valid_tasks.get(id(task)) is task:
+            return
+        self.validate_task(task)
+        if len(self._valid_tasks) >= VALID_TASKS_KEPT:
+            self._valid_tasks.clear()  # e.g. one-off copies made by using() for each call
+        self._valid_tasks[id(task)] = task
+
     def validate_call(self, task: DjTask, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[list, dict]:
         """Check the task and encode its arguments; raise before anything is written."""
         self.validate_task(task)
@@ -83,7 +97,7 @@ class DjTasksBackend(BaseTaskBackend):
     def enqueue_many(self, task: DjTask, calls: Sequence[Call]) -> list[DjTaskResult]:
         """Enqueue many calls of ``task`` in one write."""
         now = timezone.now()
-        self.validate_task(task)  # once for the batch: the calls differ in arguments only
+        self._validate_once(task)  # once for the batch: the calls differ in arguments only
         outgoing = self._outgoing(task, calls, now)
         if not outgoing:
             return []
@@ -125,9 +139,12 @@ class DjTasksBackend(BaseTaskBackend):
         path, queue, priority = task.module_path, task.queue_name, task.priority
         eta, expires = _moment(task.run_after, now), _moment(task.expires, now)
         headers = getattr(task, "headers", None) or {}
-        encoder = messages.CallEncoder(messages.Envelope(id="", task=path, backend=self.alias, queue=queue,
-                                                         priority=priority, eta=eta, expires=expires,
-                                                         headers=dict(headers)))
+        if len(calls) == 1:
+            encode = messages.encode
+        else:
+            encode = messages.CallEncoder(messages.Envelope(id="", task=path, backend=self.alias, queue=queue,
+                                                            priority=priority, eta=eta, expires=expires,
+                                                            headers=dict(headers))).encode
         outgoing = []
         for task_id, (args, kwargs) in zip(messages.new_ids(len(calls)), calls, strict=True):
             dumped_args, dumped_kwargs = messages.dump_arguments(path, args, kwargs)
@@ -135,7 +152,7 @@ class DjTasksBackend(BaseTaskBackend):
                                          args=dumped_args, kwargs=dumped_kwargs, eta=eta, expires=expires,
                                          headers=dict(headers))
             outgoing.append(brokers.OutgoingMessage(id=task_id, queue=queue, priority=priority, enqueued_at=now,
-                                                    available_at=eta or now, body=encoder.encode(envelope),
+                                                    available_at=eta or now, body=encode(envelope),
                                                     envelope=envelope))
         return outgoing
 

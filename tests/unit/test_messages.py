@@ -115,3 +115,19 @@ def test_a_field_of_the_wrong_type_is_a_decode_error(field):
     body[field] = {"task": 123, "args": {"a": 1}, "kwargs": [1], "priority": "high", "attempt": True}[field]
     with pytest.raises(MessageDecodeError, match=field):
         messages.decode(json.dumps(body))
+
+
+@pytest.mark.parametrize(("change", "error"), [({"colour": "red"}, "unknown field 'colour'"),
+                                              ({"eta": ""}, "cannot decode"), ({"expires": 5}, "expires")])
+def test_an_unknown_field_or_a_bad_moment_is_a_decode_error(change, error):
+    body = json.loads(messages.encode(messages.Envelope(id="1", task="t", backend="default", queue="q")))
+    with pytest.raises(MessageDecodeError, match=error):
+        messages.decode(json.dumps(body | change))
+
+
+def test_an_envelope_comes_back_equal_from_either_encoder():
+    envelope = messages.Envelope(id="1", task="t", backend="default", queue="q", priority=3, args=[1, "é"],
+                                 kwargs={"k": None}, eta=dt.datetime(2030, 1, 1, tzinfo=dt.UTC), headers={"h": 1})
+    encoded = messages.encode(envelope)
+    assert encoded == messages.CallEncoder(envelope).encode(envelope)
+    assert messages.decode(encoded) == envelope
