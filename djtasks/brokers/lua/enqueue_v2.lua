@@ -13,15 +13,18 @@
 local priorities, delayed, wake = KEYS[1], KEYS[2], KEYS[3]
 local prefix, now = ARGV[1], tonumber(ARGV[2])
 local created, ready, known = 0, 0, {}
-local first_due = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')[2]
-first_due = first_due and tonumber(first_due) or math.huge
+local first_due = nil  -- of the delayed messages before this call; read at its first delayed message
 local sooner = false
 
 for i = 3, #ARGV, 5 do
     local id, body, priority, due, deliveries = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3]), ARGV[i + 4]
     if due > now then
-        if created == 0 and redis.call('EXISTS', delayed) == 0 then
-            created = 1
+        if first_due == nil then
+            local head = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')[2]
+            if head == nil then
+                created = 1  -- the delayed set did not exist
+            end
+            first_due = head and tonumber(head) or math.huge
         end
         redis.call('ZADD', delayed, due, cjson.encode({id, priority, body, deliveries}))
         if due < first_due then
