@@ -76,7 +76,9 @@ class Worker:
         self._autoscale_bounds = autoscale
         self._autoscale_idle_seconds = autoscale_idle_seconds
         self._autoscaler: Autoscaler | None = None
-        self._saturated = False  # the last fetch took all it could: more may wait
+        #: The last fetch took all it could: more may wait (so the next one must not wait). At
+        #: first too: messages enqueued before the worker started may have no wake-up token left.
+        self._saturated = True
         self.started_at = timezone.now()
         self._revoked: set[str] = set()
         #: What "now" is when deciding which messages are due (tests may look ahead).
@@ -108,8 +110,10 @@ class Worker:
             self._autoscaler = Autoscaler(self.pool, *self._autoscale_bounds, self._autoscale_idle_seconds)
         self.outcomes = OutcomeWriter(broker=self.broker, results=self.results, worker_id=self.worker_id,
                                       stats=self.stats, keep_completions=keep_completions)
-        #: An idle worker waits for messages inside its fetch (Redis), not on a wake-up source.
+        #: The worker waits for messages inside its fetch (Redis), not on a wake-up source.
         self._fetch_waits = not burst and self.broker.waits_in_fetch(self.queues)
+        #: A fetch is waiting now: a task that ends must interrupt it.
+        self._waiting_in_fetch = False
 
     # -- control -----------------------------------------------------------
 
@@ -183,8 +187,8 @@ class Worker:
                     continue  # more may wait, and there is room for it
                 if self.burst and not self._held and self._done.empty():
                     break
-                if self._fetch_waits and self._idle():
-                    continue  # the next fetch waits for work
+                if self._fetch_wait_seconds() > 0 and self.pool.room(self.config.prefetch_multiplier) > 0:
+                    continue  # the next fetch waits for a message, or for a task to end
                 self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
             except (DatabaseError, BrokerError) as exc:
                 if failures == 0:
@@ -321,19 +325,36 @@ class Worker:
         self._dispatch(deliveries)
 
     def _reserve(self, limit: int) -> list[Delivery]:
-        wait_seconds = 0.0
-        if self._fetch_waits and self._idle():
-            wait_seconds = min(IDLE_FETCH_WAIT_SECONDS, max(0.0, self._next_recovery - time.monotonic()))
-        deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
-                                       lease_seconds=self.config.lease_seconds, now=self.clock(),
-                                       wait_seconds=wait_seconds)
+        wait_seconds = self._fetch_wait_seconds()
+        if wait_seconds > 0:
+            self._waiting_in_fetch = True
+            if not self._done.empty():  # a task ended before the flag was up: it could not interrupt
+                wait_seconds = 0.0
+        try:
+            deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
+                                           lease_seconds=self.config.lease_seconds, now=self.clock(),
+                                           wait_seconds=wait_seconds)
+        finally:
+            self._waiting_in_fetch = False
         self._saturated = len(deliveries) >= limit
         return deliveries
 
-    def _idle(self) -> bool:
-        """Nothing held, nothing to write: only a new message (or a stop) needs this worker."""
-        return not (self._held or self._unwritten or self._unmarked or self._unsettled or self.stopping
-                    or not self._done.empty())
+    def _fetch_wait_seconds(self) -> float:
+        """How long the next fetch may wait for a message: 0 unless the broker can, and nothing else is due.
+
+        Not after a fetch that took all it could (more may wait), nor while
+        outcomes wait to be written; at most until the next lease recovery or
+        the next start marks. A task that ends interrupts the wait (see
+        :meth:`_on_done`), and so does a stop.
+        """
+        if (not self._fetch_waits or self._saturated or self._unwritten or self._unsettled or self.stopping
+                or not self._done.empty()):
+            return 0.0
+        wait_seconds = min(IDLE_FETCH_WAIT_SECONDS, self._next_recovery - time.monotonic())
+        if self._unmarked:
+            marks_due = self._unmarked[0][0] + dt.timedelta(seconds=START_MARK_DELAY_SECONDS)
+            wait_seconds = min(wait_seconds, (marks_due - timezone.now()).total_seconds())
+        return max(0.0, wait_seconds)
 
     # -- revocations and inspection (called from the control thread) -------
 
@@ -395,6 +416,9 @@ class Worker:
     def _on_done(self, completion: Completion) -> None:
         self._done.put(completion)
         self._wake.set()
+        if self._waiting_in_fetch:
+            self._waiting_in_fetch = False  # one interrupt per wait is enough
+            self._interrupt_wait()
 
     # -- writing outcomes --------------------------------------------------
 

@@ -96,6 +96,26 @@ def test_a_countdown_enqueued_while_a_worker_waits_starts_on_time(long_idle_wait
 
 
 @reads_beside_a_running_worker
+def test_a_busy_worker_with_a_free_slot_starts_a_new_task_at_once(redis_backend_pg):  # noqa: ANN001
+    from tests.e2e.helpers import wait_until
+
+    tasks.GATE.clear()
+    worker = Worker(backend=redis_backend_pg, pool="threads", concurrency=2)
+    with RunningWorker(worker):
+        long = tasks.waits_for_gate.enqueue(60)
+        wait_until(lambda: long.refresh() or long.status == TaskResultStatus.RUNNING, timeout=10,
+                   what="the long task to run")
+        try:
+            # Not idle (a task runs), with an hour until its next poll: the new message must wake it.
+            assert tasks.add.enqueue(2, 3).wait(timeout=10) == 5
+            long.refresh()
+            assert long.status == TaskResultStatus.RUNNING
+        finally:
+            tasks.GATE.set()
+        assert long.wait(timeout=10) is True
+
+
+@reads_beside_a_running_worker
 def test_a_countdown_is_honoured_never_early(redis_backend_pg):  # noqa: ANN001
     worker = Worker(backend=redis_backend_pg, pool="threads", concurrency=2)
     with RunningWorker(worker):

@@ -1,10 +1,14 @@
 """Tasks used by djtasks' unit and integration tests."""
 
+import threading
+
 from django.tasks import task
 
 from djtasks import djtask
 
 CALLS: list[tuple] = []
+#: Opened by a test to let :func:`waits_for_gate` end (a worker in the test's process only).
+GATE = threading.Event()
 
 
 @djtask
@@ -98,3 +102,8 @@ def exits():
 def fire_and_forget(x):
     CALLS.append(("fire_and_forget", x))
     return x
+
+
+@djtask
+def waits_for_gate(timeout):
+    return GATE.wait(timeout)
