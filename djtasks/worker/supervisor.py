@@ -39,6 +39,10 @@ START_MARK_DELAY_SECONDS = 0.02
 SETTLE_DELAY_SECONDS = 0.01
 #: Longest wait of an idle worker inside a fetch (a broker that can): it then looks at its timers.
 IDLE_FETCH_WAIT_SECONDS = 1.0
+#: Seconds a worker that just handed tasks to its pool waits on its own before it waits inside a
+#: fetch: the pool's threads take the tasks meanwhile (the supervisor holds no lock they need), and
+#: a task that ends at once is stored without a round trip to interrupt the fetch.
+HAND_OVER_SECONDS = 0.002
 #: Seconds to wait before the next loop after the database or broker failed.
 ERROR_BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)
 
@@ -187,9 +191,14 @@ class Worker:
                     continue  # more may wait, and there is room for it
                 if self.burst and not self._held and self._done.empty():
                     break
-                if self._fetch_wait_seconds() > 0 and self.pool.room(self.config.prefetch_multiplier) > 0:
+                waits_in_fetch = (self._fetch_wait_seconds() > 0
+                                  and self.pool.room(self.config.prefetch_multiplier) > 0)
+                if waits_in_fetch and not worked:
                     continue  # the next fetch waits for a message, or for a task to end
-                self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
+                if waits_in_fetch:
+                    self._wait(HAND_OVER_SECONDS)
+                else:
+                    self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
             except (DatabaseError, BrokerError) as exc:
                 if failures == 0:
                     logger.error("%s (retrying with backoff until it works again)", str(exc).rstrip("."))
