@@ -1,4 +1,8 @@
-"""Wake an idle worker the moment a message is pushed to one of its Redis queues."""
+"""Wake an idle worker the moment a message is pushed to one of its Redis queues.
+
+Only for a worker that cannot wait inside its fetch: one that serves several
+queues of a Redis Cluster (see :meth:`RedisBroker.waits_in_fetch`).
+"""
 
 from __future__ import annotations
 
