@@ -9,16 +9,16 @@ lives in one Redis Cluster slot and queues spread over the shards:
 ``…:leases``      ZSET ``<stream>|<entry>|<worker>`` -> lease deadline (ms)
 ``…:wake``        LIST idle workers block on (BLPOP): one token per ready message
 ``…:fetched:<worker>`` STRING: a worker's last fetch, replayed if its reply was lost
-``…:waiter:<worker>`` LIST: pushed to end a worker's wait at once (it stops)
+``…:waiter:<worker>`` LIST: pushed to end a worker's wait at once (a task ended, or it stops)
 
 A fetch reads the streams highest priority first (``XREADGROUP``) and leases
 what it read; an ack removes the entry (``XACK`` + ``XDEL``), so streams do
-not grow. An idle worker waits inside its fetch: one pipeline holds a
-``BLPOP`` on the wake lists and, behind it, the fetch script, which Redis runs
-the moment the ``BLPOP`` returns. A message wakes a worker and is leased to it
-in one round trip. Leases are deadlines in a sorted set rather than stream idle time,
-so they are renewed by heartbeat and recovered by the same rules as on the
-ORM broker. Every step that touches more than one key is a Lua script
+not grow. A worker waits for work inside its fetch: one pipeline holds a
+``BLPOP`` on the wake lists and, behind it, the fetch script, which Redis
+runs the moment the ``BLPOP`` returns, so a message wakes a worker and is
+leased to it in one round trip. Leases are deadlines in a sorted set rather
+than stream idle time, so they are renewed by heartbeat and recovered by the
+same rules as on the ORM broker. Every step that touches more than one key is a Lua script
 (``lua/*.lua``), hence atomic, whichever worker runs it.
 """
 
@@ -247,18 +247,19 @@ class RedisBroker(Broker):
             pipe.execute_command("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args)
         try:
             replies = pipe.execute(raise_on_error=False)
+            failed = next((r for r in replies if isinstance(r, Exception)
+                           and not isinstance(r, redis.exceptions.NoScriptError)), None)
+            if failed is not None:
+                raise failed
         except REDIS_ERRORS:
+            # Some fetches may have leased messages: the next fetch of each queue hands them out.
             for queue, fetch in zip(queues, fetches, strict=True):
                 self._unanswered[(worker_id, queue)] = fetch[2][-1]
             raise
-        if isinstance(replies[0], Exception):
-            raise replies[0]
         deliveries: list[Delivery] = []
         for queue, fetch, reply in zip(queues, fetches, replies[1:], strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError):
                 reply = self._run(*fetch)  # Redis restarted and forgot the script: this fetch did not run
-            elif isinstance(reply, Exception):
-                raise reply
             deliveries += self._deliveries(queue, reply)
         return deliveries
 

@@ -163,3 +163,16 @@ def test_a_waiting_fetch_on_a_redis_cluster(redis_servers: RedisServers, redis_p
     waiting = WaitingFetch(broker, ["default"], wait_seconds=60)
     broker.interrupt_wait(["default"], worker_id="w1")
     assert waiting.result(timeout=10) == []
+
+
+def test_a_waiting_fetch_that_fails_after_leasing_is_answered_by_the_next_fetch(patient_broker):  # noqa: ANN001
+    sent = message()
+    patient_broker.enqueue([sent])
+    wake = patient_broker.keys("default").wake
+    patient_broker.client.delete(wake)
+    patient_broker.client.set(wake, "not a list")  # the BLPOP fails; the fetch behind it still runs
+    with pytest.raises(BrokerError, match="could not fetch"):
+        patient_broker.fetch(["default"], 10, worker_id="w1", lease_seconds=LEASE, now=T0, wait_seconds=30)
+    # Not stranded until its lease runs out: the next fetch of that worker hands it out.
+    replayed = fetch(patient_broker, 10, queues=["default"], worker="w1")
+    assert [(d.id, d.deliveries) for d in replayed] == [(sent.id, 1)]
