@@ -9,6 +9,7 @@ from django.test import override_settings
 from djtasks.testing import drain
 from djtasks.worker import Worker
 from tests.conftest import REDIS_URL
+from tests.integration.test_redis_broker import blocked_clients
 from tests.running_worker import RunningWorker
 from tests.taskapp import tasks
 
@@ -66,13 +67,13 @@ def long_idle_waits(redis_backend_pg, monkeypatch):  # noqa: ANN001, ANN201
 def wait_until_waiting_in_redis(broker, before: int) -> None:  # noqa: ANN001
     from tests.e2e.helpers import wait_until
 
-    wait_until(lambda: int(broker.client.info("clients")["blocked_clients"]) > before, timeout=10,
+    wait_until(lambda: blocked_clients(broker) > before, timeout=10,
                what="the worker to wait in Redis")
 
 
 @reads_beside_a_running_worker
 def test_a_stop_ends_an_idle_workers_wait_at_once(long_idle_waits):  # noqa: ANN001
-    before = int(long_idle_waits.broker.client.info("clients")["blocked_clients"])
+    before = blocked_clients(long_idle_waits.broker)
     worker = Worker(backend=long_idle_waits, pool="threads", concurrency=2)
     running = RunningWorker(worker)
     with running:
@@ -84,7 +85,7 @@ def test_a_stop_ends_an_idle_workers_wait_at_once(long_idle_waits):  # noqa: ANN
 
 @reads_beside_a_running_worker
 def test_a_countdown_enqueued_while_a_worker_waits_starts_on_time(long_idle_waits):  # noqa: ANN001
-    before = int(long_idle_waits.broker.client.info("clients")["blocked_clients"])
+    before = blocked_clients(long_idle_waits.broker)
     # Named: a worker serving every queue would look for new queues only when its minute is over.
     worker = Worker(backend=long_idle_waits, pool="threads", concurrency=2, queues=["default"])
     with RunningWorker(worker):
