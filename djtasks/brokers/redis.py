@@ -241,12 +241,10 @@ class RedisBroker(Broker):
                           wait_seconds: float, *, waiter: str) -> list[Delivery]:
         """Wait on the queues' wake lists, then fetch from each, in one pipeline: one round trip."""
         fetches = [self._fetch_call(queue, limit, worker_id, deadline_ms, now) for queue in queues]
-        pipe = self.client.pipeline(transaction=False)
-        pipe.execute_command("BLPOP", *[self.keys(queue).wake for queue in queues], waiter, wait_seconds)
-        for name, keys, args in fetches:
-            pipe.execute_command("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args)
+        commands = [("BLPOP", *[self.keys(queue).wake for queue in queues], waiter, wait_seconds)]
+        commands += [("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args) for name, keys, args in fetches]
         try:
-            replies = pipe.execute(raise_on_error=False)
+            replies = self._send_together(commands)
             failed = next((r for r in replies if isinstance(r, Exception)
                            and not isinstance(r, redis.exceptions.NoScriptError)), None)
             if failed is not None:
@@ -262,6 +260,29 @@ class RedisBroker(Broker):
                 reply = self._run(*fetch)  # Redis restarted and forgot the script: this fetch did not run
             deliveries += self._deliveries(queue, reply)
         return deliveries
+
+    def _send_together(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` in one write and read every reply; a command's error is its reply.
+
+        One round trip, as a pipeline without its bookkeeping, which shows in a
+        waiting fetch: the worker runs it between a message's arrival and its
+        task's start. A cluster client routes a pipeline by the commands' slot.
+        """
+        if self.cluster:
+            pipe = self.client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return pipe.execute(raise_on_error=False)
+        pool = self.client.connection_pool
+        connection = pool.get_connection()
+        try:
+            return connection.retry.call_with_retry(lambda: _write_and_read(connection, commands),
+                                                    lambda error: connection.disconnect())
+        except BaseException:
+            connection.disconnect()  # replies may be left unread: the connection is not reused as it is
+            raise
+        finally:
+            pool.release(connection)
 
     def _fetch_call(self, queue: str, limit: int, worker_id: str, deadline_ms: int,
                     now: dt.datetime) -> tuple[str, list[str], list[Any]]:
@@ -358,6 +379,17 @@ class RedisBroker(Broker):
         for delivery in deliveries:
             groups[delivery.queue].append(delivery.receipt)
         self._run_many([(script, *arguments(self.keys(queue), receipts)) for queue, receipts in groups.items()])
+
+
+def _write_and_read(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+    connection.send_packed_command(connection.pack_commands(commands))
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(connection.read_response())
+        except redis.exceptions.ResponseError as error:
+            replies.append(error)
+    return replies
 
 
 def _text(value: bytes | str) -> str:
