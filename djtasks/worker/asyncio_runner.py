@@ -39,7 +39,7 @@ from asgiref.sync import sync_to_async
 from ..brokers import Delivery
 from .deliveries import task_of
 from .executor import Executor
-from .pools.base import OnDone, Pool
+from .pools.base import OnDone, Pool, PoolJob
 
 logger = logging.getLogger("djtasks.worker")
 
@@ -263,12 +263,16 @@ class PoolWithEventLoop(Pool):
         self.pool.start()
 
     def submit(self, delivery: Delivery) -> None:
-        coroutine = is_coroutine_task(delivery)
-        self.async_share += ASYNC_SHARE_WEIGHT * (coroutine - self.async_share)
-        if coroutine:
+        if self.counts_coroutine(delivery):
             self.coroutines.submit(delivery)
         else:
             self.pool.submit(delivery)
+
+    def counts_coroutine(self, delivery: Delivery) -> bool:
+        """Whether ``delivery`` is an ``async def`` task; counted in :attr:`async_share` as delivered."""
+        coroutine = is_coroutine_task(delivery)
+        self.async_share += ASYNC_SHARE_WEIGHT * (coroutine - self.async_share)
+        return coroutine
 
     def free_slots(self) -> int:
         return min(self.pool.free_slots(), self.coroutines.free_slots())
@@ -284,6 +288,9 @@ class PoolWithEventLoop(Pool):
         """
         loop_room = self.coroutines.room(prefetch_multiplier)
         return min(max(self.pool.room(prefetch_multiplier), 0) + int(self.async_share * loop_room), loop_room)
+
+    def run_job(self, job: PoolJob) -> bool:
+        return self.pool.run_job(job)
 
     def terminate(self, task_id: str) -> bool:
         return self.coroutines.terminate(task_id) or self.pool.terminate(task_id)

@@ -47,6 +47,10 @@ class RateLimitGate:
             self.held.discard([delivery.id])
         return allowed
 
+    def applies_to(self, delivery: Delivery) -> bool:
+        """Whether the task of ``delivery`` has a rate limit: the delivery must pass :meth:`admit` to run."""
+        return registry.has_rate_limits() and getattr(task_of(delivery), "rate_limit", None) is not None
+
     @cached_property
     def _limiter(self) -> RateLimiter:
         return limiter_for(self.backend)

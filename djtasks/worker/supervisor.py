@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import queue
@@ -24,9 +25,10 @@ from .autoscale import IDLE_SECONDS, Autoscaler
 from .control import ControlAgent
 from .deliveries import envelopes_with_rows, forget, task_path_of
 from .executor import Completion, Executor
+from .fetch_job import FetchInPool
 from .leases import HeldDeliveries, LeaseKeeper
 from .outcomes import OutcomeWriter, StartMarks, WorkerStats
-from .pools import Pool, make_pool
+from .pools import make_pool
 from .rate_gate import RateLimitGate
 
 logger = logging.getLogger("djtasks.worker")
@@ -105,11 +107,11 @@ class Worker:
         self._next_cleanup = 0.0
         executor = Executor(backend=backend, worker_id=self.worker_id, clock=clock, time_limit=time_limit,
                             soft_time_limit=soft_time_limit)
-        self.pool: Pool = make_pool(pool, executor, self._on_done, concurrency,
-                                    max_tasks_per_child=max_tasks_per_child,
-                                    max_memory_per_child_kib=max_memory_per_child_kib)
         # async def tasks: on an event loop beside the pool, up to async_concurrency at once.
-        self.pool = PoolWithEventLoop(self.pool, limit=async_concurrency)
+        self.pool = PoolWithEventLoop(make_pool(pool, executor, self._on_done, concurrency,
+                                                max_tasks_per_child=max_tasks_per_child,
+                                                max_memory_per_child_kib=max_memory_per_child_kib),
+                                      limit=async_concurrency)
         if self._autoscale_bounds is not None:
             self._autoscaler = Autoscaler(self.pool, *self._autoscale_bounds, self._autoscale_idle_seconds)
         self.outcomes = OutcomeWriter(broker=self.broker, results=self.results, worker_id=self.worker_id,
@@ -118,6 +120,8 @@ class Worker:
         self._fetch_waits = not burst and self.broker.waits_in_fetch(self.queues)
         #: A fetch is waiting now: a task that ends must interrupt it.
         self._waiting_in_fetch = False
+        #: Deliveries the pool thread that fetched them runs already (see :class:`FetchInPool`).
+        self._started_in_fetch: list[Delivery] = []
 
     # -- control -----------------------------------------------------------
 
@@ -326,27 +330,60 @@ class Worker:
         if time.monotonic() >= self._next_recovery:
             self._recover()
             self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
+        if self._fetch_waits and not self._saturated and (self._unwritten or self._unsettled):
+            # The last fetch emptied the queues: the outcomes go first, and the waiting fetch after
+            # them gets what came meanwhile (it has its wake-up tokens), one round trip less per task.
+            return []
         return self._reserve(limit) if limit > 0 else []
 
     def _hand_over(self, deliveries: list[Delivery]) -> None:
         """Hold ``deliveries`` (their leases renewed from now on) and give them to the pool."""
+        started, self._started_in_fetch = self._started_in_fetch, []
         self._held.add(deliveries)
-        self._dispatch(deliveries)
+        if started:
+            deliveries = [d for d in deliveries if d not in started]
+        self._dispatch(deliveries, started=started)
 
     def _reserve(self, limit: int) -> list[Delivery]:
+        """Lease up to ``limit`` messages.
+
+        A fetch that waits runs on a free thread of the pool if it has one,
+        which then runs the first task at once (see :class:`FetchInPool`).
+        """
         wait_seconds = self._fetch_wait_seconds()
         if wait_seconds > 0:
             self._waiting_in_fetch = True
             if not self._done.empty():  # a task ended before the flag was up: it could not interrupt
                 wait_seconds = 0.0
+        fetch = functools.partial(self.broker.fetch, self.queues, limit, worker_id=self.worker_id,
+                                  lease_seconds=self.config.lease_seconds, now=self.clock(),
+                                  wait_seconds=wait_seconds)
         try:
-            deliveries = self.broker.fetch(self.queues, limit, worker_id=self.worker_id,
-                                           lease_seconds=self.config.lease_seconds, now=self.clock(),
-                                           wait_seconds=wait_seconds)
+            if wait_seconds > 0 and self.pool.run_job(job := FetchInPool(fetch, self._start_at_once)):
+                deliveries, started = job.result()
+            else:
+                deliveries, started = fetch(), None
         finally:
             self._waiting_in_fetch = False
         self._saturated = len(deliveries) >= limit
+        if started is not None:
+            self._started_in_fetch.append(started)
         return deliveries
+
+    def _start_at_once(self, deliveries: list[Delivery]) -> Delivery | None:
+        """The delivery that the pool thread which fetched ``deliveries`` runs at once (in that thread).
+
+        The first one, unless the supervisor must see it first: revoked, rate
+        limited, or ``async def`` (the event loop runs those).
+        """
+        self._waiting_in_fetch = False  # the fetch is over: a task that ends need not interrupt it
+        if not deliveries:
+            return None
+        first = deliveries[0]
+        if first.id in self._revoked or self._rate_limits.applies_to(first) or self.pool.counts_coroutine(first):
+            return None
+        self._held.add([first])
+        return first
 
     def _fetch_wait_seconds(self) -> float:
         """How long the next fetch may wait for a message: 0 unless the broker can, and nothing else is due.
@@ -383,14 +420,15 @@ class Worker:
                 "succeeded": self.stats.succeeded, "failed": self.stats.failed, "retried": self.stats.retried,
                 "running": self.running()}
 
-    def _dispatch(self, deliveries: list[Delivery]) -> None:
+    def _dispatch(self, deliveries: list[Delivery], *, started: Sequence[Delivery] = ()) -> None:
         """Hand deliveries to the pool; their start marks are written later, in a cycle's writes.
 
         A task still running after ``START_MARK_DELAY_SECONDS`` has its mark
         written then (the worker wakes for it), so it shows RUNNING that soon;
         a task that ended before has its mark written with its outcome, in
         one UPDATE. A pool that runs tasks in this thread gets each mark
-        written before its task starts instead.
+        written before its task starts instead. ``started`` are marked too:
+        the thread that fetched them runs them already.
         """
         revoked = [d for d in deliveries if d.id in self._revoked]
         if revoked:
@@ -405,7 +443,7 @@ class Worker:
         for delivery in deliveries:
             self.pool.submit(delivery)
         # Worked out after the hand-over, which the pool's threads need not wait for.
-        if marks_wanted and not self.pool.runs_inline and (to_mark := envelopes_with_rows(deliveries)):
+        if marks_wanted and not self.pool.runs_inline and (to_mark := envelopes_with_rows([*started, *deliveries])):
             self._unmarked.append((handed_at, to_mark))
 
     def _clean_up_old_results(self) -> None:

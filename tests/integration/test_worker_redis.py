@@ -1,6 +1,8 @@
 """A worker on the Redis broker, results in the database: wake-ups, delays, retries."""
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.tasks import TaskResultStatus, task_backends
@@ -71,6 +73,16 @@ def wait_until_waiting_in_redis(broker, before: int) -> None:  # noqa: ANN001
                what="the worker to wait in Redis")
 
 
+@contextmanager
+def waiting_worker(backend) -> Iterator[Worker]:  # noqa: ANN001
+    """A worker of queue ``default`` (threads, 2), running, once it waits in Redis for messages."""
+    before = blocked_clients(backend.broker)
+    # Named: a worker serving every queue would look for new queues only when its wait is over.
+    with RunningWorker(Worker(backend=backend, pool="threads", concurrency=2, queues=["default"])) as worker:
+        wait_until_waiting_in_redis(backend.broker, before)
+        yield worker
+
+
 @reads_beside_a_running_worker
 def test_a_stop_ends_an_idle_workers_wait_at_once(long_idle_waits):  # noqa: ANN001
     before = blocked_clients(long_idle_waits.broker)
@@ -85,11 +97,7 @@ def test_a_stop_ends_an_idle_workers_wait_at_once(long_idle_waits):  # noqa: ANN
 
 @reads_beside_a_running_worker
 def test_a_countdown_enqueued_while_a_worker_waits_starts_on_time(long_idle_waits):  # noqa: ANN001
-    before = blocked_clients(long_idle_waits.broker)
-    # Named: a worker serving every queue would look for new queues only when its minute is over.
-    worker = Worker(backend=long_idle_waits, pool="threads", concurrency=2, queues=["default"])
-    with RunningWorker(worker):
-        wait_until_waiting_in_redis(long_idle_waits.broker, before)
+    with waiting_worker(long_idle_waits):
         result = tasks.add.apply_async(args=(3, 4), countdown=1)
         assert result.wait(timeout=15) == 7  # not after the minute the worker was set to wait
         result.refresh()
@@ -114,6 +122,58 @@ def test_a_busy_worker_with_a_free_slot_starts_a_new_task_at_once(redis_backend_
         finally:
             tasks.GATE.set()
         assert long.wait(timeout=10) is True
+
+
+@reads_beside_a_running_worker
+def test_a_task_that_reaches_an_idle_worker_shows_running_while_it_runs(long_idle_waits):  # noqa: ANN001
+    from tests.e2e.helpers import wait_until
+
+    tasks.GATE.clear()
+    with waiting_worker(long_idle_waits) as worker:
+        # The thread that fetched it runs it: its start is still recorded.
+        result = tasks.waits_for_gate.enqueue(60)
+        try:
+            wait_until(lambda: result.refresh() or result.status == TaskResultStatus.RUNNING, timeout=10,
+                       what="the task to show RUNNING")
+        finally:
+            tasks.GATE.set()
+        assert result.wait(timeout=10) is True
+        result.refresh()
+        assert result.enqueued_at <= result.started_at <= result.finished_at
+        assert result.worker_ids == [worker.worker_id]
+
+
+@reads_beside_a_running_worker
+def test_a_rate_limit_holds_for_tasks_that_reach_an_idle_worker(long_idle_waits):  # noqa: ANN001
+    from django.utils import timezone
+
+    from djtasks.ratelimit import limiter_for, parse_rate
+    from tests.e2e.helpers import wait_until
+
+    def scheduled() -> int:
+        return sum(d.scheduled for d in long_idle_waits.broker.depths(timezone.now()) if d.queue == "default")
+
+    # The minute's one token is taken.
+    assert limiter_for(long_idle_waits).acquire(tasks.once_a_minute.module_path, parse_rate("1/m"),
+                                                timezone.now()) <= 0
+    with waiting_worker(long_idle_waits):
+        over_the_limit = tasks.once_a_minute.enqueue(2)
+        # Put back until its token comes, in a minute: not run by the thread that fetched it.
+        wait_until(lambda: scheduled() == 1, timeout=10, what="the task over the limit to be put back")
+        over_the_limit.refresh()
+        assert over_the_limit.status == TaskResultStatus.READY
+
+
+@reads_beside_a_running_worker
+def test_a_task_revoked_before_it_reaches_an_idle_worker_never_runs(long_idle_waits):  # noqa: ANN001
+    from tests.e2e.helpers import wait_until
+
+    with waiting_worker(long_idle_waits) as worker:
+        result = tasks.add.apply_async(args=(1, 2), countdown=1)
+        worker.revoke_locally(result.id, terminate=False)
+        wait_until(lambda: result.refresh() or result.is_finished, timeout=15, what="the revoked task to end")
+        assert result.status == TaskResultStatus.FAILED  # CANCELLED, as django.tasks knows it
+        assert result.errors[-1].exception_class_path == "djtasks.exceptions.TaskRevoked"
 
 
 @reads_beside_a_running_worker

@@ -107,3 +107,8 @@ def fire_and_forget(x):
 @djtask
 def waits_for_gate(timeout):
     return GATE.wait(timeout)
+
+
+@djtask(rate_limit="1/m")
+def once_a_minute(x):
+    return x

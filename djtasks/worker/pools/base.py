@@ -7,6 +7,7 @@ calling thread, a thread, later a forked child or a greenlet).
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
@@ -15,6 +16,22 @@ from ..executor import Completion
 
 Execute = Callable[[Delivery], Completion]
 OnDone = Callable[[Completion], None]
+
+
+class PoolJob(ABC):
+    """Work a slot of the pool does for the supervisor, such as a fetch that waits for messages.
+
+    The job may hand the slot a delivery to run at once: the task starts
+    where its message arrived, without a hop to another thread.
+    """
+
+    def __init__(self) -> None:
+        #: Set once the job returned and the pool counts its delivery (if any) as running.
+        self.finished = threading.Event()
+
+    @abstractmethod
+    def run(self) -> Delivery | None:
+        """Do the job (it must not raise); return a delivery for this slot to run next, or None."""
 
 
 class Pool(ABC):
@@ -49,6 +66,14 @@ class Pool(ABC):
         more; with a multiplier of 1 nothing waits that could not start now.
         """
         return self.free_slots() + self.concurrency * (prefetch_multiplier - 1)
+
+    def run_job(self, job: PoolJob) -> bool:
+        """Have a free slot run ``job``, then the delivery it returns; False if this pool cannot.
+
+        The job holds a slot from now until it returns: the delivery it hands
+        over takes that slot.
+        """
+        return False
 
     def terminate(self, task_id: str) -> bool:
         """Stop the running task ``task_id`` (``TaskRevoked``); return False if it is not running here."""

@@ -9,7 +9,7 @@ import time
 from ...brokers import Delivery
 from ...exceptions import TaskRevoked
 from ..timelimits import raise_in_thread
-from .base import Pool
+from .base import Pool, PoolJob
 
 _STOP = None
 
@@ -21,7 +21,7 @@ class ThreadPool(Pool):
 
     def __init__(self, execute, on_done, concurrency: int) -> None:  # noqa: ANN001
         super().__init__(execute, on_done, concurrency)
-        self._inbox: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[Delivery | PoolJob | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
         self._pending = 0  # submitted and not yet completed
         self._lock = threading.Lock()
@@ -59,6 +59,14 @@ class ThreadPool(Pool):
             self._pending += 1
         self._inbox.put(delivery)
 
+    def run_job(self, job: PoolJob) -> bool:
+        with self._lock:
+            if self._pending >= self.concurrency:
+                return False  # no thread is free to take it now
+            self._pending += 1
+        self._inbox.put(job)
+        return True
+
     def free_slots(self) -> int:
         with self._lock:
             return self.concurrency - self._pending
@@ -79,7 +87,17 @@ class ThreadPool(Pool):
         return taken
 
     def _serve(self) -> None:
-        while (delivery := self._inbox.get()) is not _STOP:
+        while (item := self._inbox.get()) is not _STOP:
+            if isinstance(item, PoolJob):
+                delivery = item.run()
+                if delivery is None:
+                    with self._lock:
+                        self._pending -= 1
+                item.finished.set()
+                if delivery is None:
+                    continue
+            else:
+                delivery = item
             with self._lock:
                 self._running[delivery.id] = threading.get_ident()
             try:
