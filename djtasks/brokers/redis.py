@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import secrets
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -106,6 +108,9 @@ class RedisBroker(Broker):
         #: queue -> when its first delayed message is due (ms), as the last fetch saw: a wait ends then.
         self._next_due_ms: dict[str, int] = {}
         self.cluster = url.startswith("redis+cluster:")
+        self._wait_lock = threading.Lock()
+        self._wait_connection: Any = None
+        self._wait_connection_pid = 0
 
     @property
     def client(self) -> Any:
@@ -117,11 +122,14 @@ class RedisBroker(Broker):
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run script ``name`` by its SHA; load it first if Redis forgot it (a restart)."""
         script = SCRIPTS[name]
-        try:
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
-        except redis.exceptions.NoScriptError:
+        command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        [reply] = self._send_together([command])
+        if isinstance(reply, redis.exceptions.NoScriptError):
             self.client.script_load(script.text)
-            return self.client.evalsha(script.sha, len(keys), *keys, *args)
+            [reply] = self._send_together([command])
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
 
     def _run_many(self, calls: list[tuple[str, list[str], list[Any]]]) -> list[Any]:
         """Run many scripts in one pipeline: one round trip; scripts Redis forgot are loaded and rerun.
@@ -244,7 +252,7 @@ class RedisBroker(Broker):
         commands = [("BLPOP", *[self.keys(queue).wake for queue in queues], waiter, wait_seconds)]
         commands += [("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args) for name, keys, args in fetches]
         try:
-            replies = self._send_together(commands)
+            replies = self._send_together(commands, waits=True)
             failed = next((r for r in replies if isinstance(r, Exception)
                            and not isinstance(r, redis.exceptions.NoScriptError)), None)
             if failed is not None:
@@ -261,12 +269,14 @@ class RedisBroker(Broker):
             deliveries += self._deliveries(queue, reply)
         return deliveries
 
-    def _send_together(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+    def _send_together(self, commands: list[tuple[Any, ...]], *, waits: bool = False) -> list[Any]:
         """Send ``commands`` in one write and read every reply; a command's error is its reply.
 
-        One round trip, as a pipeline without its bookkeeping, which shows in a
-        waiting fetch: the worker runs it between a message's arrival and its
-        task's start. A cluster client routes a pipeline by the commands' slot.
+        One round trip, without the client's per-command layers, which show
+        in start latency: a producer runs them before its message leaves, and
+        a waiting worker between the message's arrival and its task's start.
+        A fetch that ``waits`` uses the connection kept for it. A cluster
+        client routes a pipeline by the commands' slot.
         """
         if self.cluster:
             pipe = self.client.pipeline(transaction=False)
@@ -274,7 +284,8 @@ class RedisBroker(Broker):
                 pipe.execute_command(*command)
             return pipe.execute(raise_on_error=False)
         pool = self.client.connection_pool
-        connection = pool.get_connection()
+        kept = waits and self._wait_lock.acquire(blocking=False)  # another waiting fetch: a pooled one
+        connection = self._connection_for_waits() if kept else pool.get_connection()
         try:
             return connection.retry.call_with_retry(lambda: _write_and_read(connection, commands),
                                                     lambda error: connection.disconnect())
@@ -282,7 +293,22 @@ class RedisBroker(Broker):
             connection.disconnect()  # replies may be left unread: the connection is not reused as it is
             raise
         finally:
-            pool.release(connection)
+            if kept:
+                self._wait_lock.release()
+            else:
+                pool.release(connection)
+
+    def _connection_for_waits(self) -> Any:
+        """The connection kept for waiting fetches (a worker's, one at a time), out of the pool.
+
+        It spares each wait the pool's checks, whose cost comes after the
+        message arrived. It reconnects by itself after a failure; a forked
+        process makes its own.
+        """
+        if self._wait_connection is None or self._wait_connection_pid != os.getpid():
+            self._wait_connection = self.client.connection_pool.make_connection()
+            self._wait_connection_pid = os.getpid()
+        return self._wait_connection
 
     def _fetch_call(self, queue: str, limit: int, worker_id: str, deadline_ms: int,
                     now: dt.datetime) -> tuple[str, list[str], list[Any]]:
