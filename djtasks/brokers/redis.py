@@ -111,13 +111,17 @@ class RedisBroker(Broker):
         self._wait_lock = threading.Lock()
         self._wait_connection: Any = None
         self._wait_connection_pid = 0
+        self._keys: dict[str, QueueKeys] = {}
 
     @property
     def client(self) -> Any:
         return get_client(self.url, timeout_seconds=self.timeout_seconds, options=self.options)
 
     def keys(self, queue: str) -> QueueKeys:
-        return QueueKeys(self.prefix, queue)
+        keys = self._keys.get(queue)
+        if keys is None:
+            keys = self._keys[queue] = QueueKeys(self.prefix, queue)
+        return keys
 
     def _run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run script ``name`` by its SHA; load it first if Redis forgot it (a restart)."""
@@ -408,7 +412,8 @@ class RedisBroker(Broker):
 
 
 def _write_and_read(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
-    connection.send_packed_command(connection.pack_commands(commands))
+    packed = connection.pack_command(*commands[0]) if len(commands) == 1 else connection.pack_commands(commands)
+    connection.send_packed_command(packed)
     replies: list[Any] = []
     for _ in commands:
         try:
