@@ -28,26 +28,21 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 
 from ..exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 
 
-@contextmanager
-def time_limits(soft_seconds: float | None, hard_seconds: float | None) -> Iterator[None]:
+def time_limits(soft_seconds: float | None, hard_seconds: float | None) -> AbstractContextManager[None]:
     """Raise ``SoftTimeLimitExceeded`` after ``soft_seconds``, ``TimeLimitExceeded`` after ``hard_seconds``."""
     limits = [(s, e) for s, e in ((soft_seconds, SoftTimeLimitExceeded), (hard_seconds, TimeLimitExceeded)) if s]
     if not limits:
-        yield
-    elif _in_a_greenlet():
-        with _gevent_timeouts(limits):
-            yield
-    elif threading.current_thread() is threading.main_thread():
-        with _alarm(sorted(limits, key=lambda limit: limit[0])):
-            yield
-    else:
-        with _async_exceptions(limits):
-            yield
+        return nullcontext()
+    if _in_a_greenlet():
+        return _gevent_timeouts(limits)
+    if threading.current_thread() is threading.main_thread():
+        return _alarm(sorted(limits, key=lambda limit: limit[0]))
+    return _AsyncExceptions(limits)
 
 
 @contextmanager
@@ -142,14 +137,20 @@ def raise_in_thread(thread_id: int, error: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(error))
 
 
-@contextmanager
-def _async_exceptions(limits: list[tuple[float, type[BaseException]]]) -> Iterator[None]:
-    watchdog = _watchdog()
-    armed = watchdog.arm(threading.get_ident(), limits)
-    try:
-        yield
-    finally:
-        watchdog.disarm(armed)
+class _AsyncExceptions:
+    """The limits of a task in a thread, raised there by the watchdog (a class: it runs for every task)."""
+
+    __slots__ = ("armed", "limits", "watchdog")
+
+    def __init__(self, limits: list[tuple[float, type[BaseException]]]) -> None:
+        self.limits = limits
+        self.watchdog = _watchdog()
+
+    def __enter__(self) -> None:
+        self.armed = self.watchdog.arm(threading.get_ident(), self.limits)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.watchdog.disarm(self.armed)
 
 
 class _Armed:
@@ -174,7 +175,7 @@ class _Watchdog:
     """
 
     def __init__(self) -> None:
-        self._condition = threading.Condition()
+        self._condition = threading.Condition(threading.Lock())
         self._heap: list[tuple[float, int, _Armed]] = []
         self._order = itertools.count()
         self._disarmed = 0
