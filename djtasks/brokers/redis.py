@@ -30,8 +30,7 @@ import os
 import secrets
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,12 +153,9 @@ class RedisBroker(Broker):
                 raise reply
         return replies
 
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except REDIS_ERRORS as exc:
-            raise BrokerError(f"Redis broker ({self.url}) could not {doing}: {exc}") from exc
+    def _errors(self, doing: str) -> _RedisErrors:
+        """A context in which a Redis error is raised again as a :class:`BrokerError` saying what failed."""
+        return _RedisErrors(self.url, doing)
 
     # -- producing ---------------------------------------------------------
 
@@ -409,6 +405,23 @@ class RedisBroker(Broker):
         for delivery in deliveries:
             groups[delivery.queue].append(delivery.receipt)
         self._run_many([(script, *arguments(self.keys(queue), receipts)) for queue, receipts in groups.items()])
+
+
+class _RedisErrors:
+    """See :meth:`RedisBroker._errors` (a class: it runs for every message sent and fetched)."""
+
+    __slots__ = ("doing", "url")
+
+    def __init__(self, url: str, doing: str) -> None:
+        self.url = url
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> None:
+        if error is not None and isinstance(error, REDIS_ERRORS):
+            raise BrokerError(f"Redis broker ({self.url}) could not {self.doing}: {error}") from error
 
 
 def _write_and_read(connection: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
