@@ -82,6 +82,15 @@ def test_a_fetch_that_leaves_nothing_unread_empties_the_wake_list(broker):  # no
     assert broker.client.llen(wake) == 0  # nothing left that an idle worker could be woken for
 
 
+def test_the_wake_list_keeps_64_tokens_however_many_messages_wait(broker):  # noqa: ANN001
+    wake = broker.keys("default").wake
+    for _ in range(70):
+        broker.enqueue([message()])
+    assert broker.client.llen(wake) == 64
+    broker.enqueue([message() for _ in range(100)])
+    assert broker.client.llen(wake) == 64
+
+
 # -- an idle worker's wait inside its fetch ---------------------------------------
 
 class WaitingFetch:

@@ -50,7 +50,8 @@ if wakeups > 0 then
     for i = 1, math.min(wakeups, 64) do
         tokens[i] = '1'
     end
-    redis.call('LPUSH', wake, unpack(tokens))
-    redis.call('LTRIM', wake, 0, 63)
+    if redis.call('LPUSH', wake, unpack(tokens)) > 64 then
+        redis.call('LTRIM', wake, 0, 63)
+    end
 end
 return created

@@ -57,18 +57,23 @@ if last and string.sub(last, 1, #token + 1) == token .. '\n' then
     return {next_due(), out}
 end
 
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)) do
-    local m = cjson.decode(member)
-    local stream = prefix .. m[2]
-    if redis.call('ZADD', priorities, 'NX', m[2], m[2]) == 1 or redis.call('EXISTS', stream) == 0 then
-        redis.pcall('XGROUP', 'CREATE', stream, 'djtasks', '0', 'MKSTREAM')
+-- The first delayed message tells whether any is due; if none is, it is also the next due time.
+local due = next_due()
+if due >= 0 and due <= tonumber(now) then
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, 1000)) do
+        local m = cjson.decode(member)
+        local stream = prefix .. m[2]
+        if redis.call('ZADD', priorities, 'NX', m[2], m[2]) == 1 or redis.call('EXISTS', stream) == 0 then
+            redis.pcall('XGROUP', 'CREATE', stream, 'djtasks', '0', 'MKSTREAM')
+        end
+        redis.call('XADD', stream, '*', 'id', m[1], 'body', m[3], 'd', m[4])
+        redis.call('ZREM', delayed, member)
     end
-    redis.call('XADD', stream, '*', 'id', m[1], 'body', m[3], 'd', m[4])
-    redis.call('ZREM', delayed, member)
+    due = next_due()
 end
 
 if limit <= 0 then
-    return {next_due(), out}
+    return {due, out}
 end
 local receipts = {}
 for _, priority in ipairs(redis.call('ZREVRANGE', priorities, 0, -1)) do
@@ -93,4 +98,4 @@ end
 if #out < limit then
     redis.call('DEL', wake)
 end
-return {next_due(), out}
+return {due, out}
