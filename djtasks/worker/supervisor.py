@@ -122,6 +122,8 @@ class Worker:
         self._waiting_in_fetch = False
         #: Deliveries the pool thread that fetched them runs already (see :class:`FetchInPool`).
         self._started_in_fetch: list[Delivery] = []
+        #: Loops that failed in a row (the database or the broker is down); 0 when the last one worked.
+        self._failures = 0
 
     # -- control -----------------------------------------------------------
 
@@ -171,7 +173,6 @@ class Worker:
         return self.stats
 
     def _serve(self) -> None:
-        failures = 0
         grace_deadline = None
         while True:
             self._wake.clear()  # a wake-up from now on interrupts the wait below
@@ -188,9 +189,9 @@ class Worker:
                 worked = self._cycle(take_work=True)
                 if self._autoscaler is not None:
                     self._autoscaler.step(saturated=self._saturated, holding=bool(self._held))
-                if failures:
-                    logger.warning("the worker loop works again after %d failed attempt(s)", failures)
-                    failures = 0
+                if self._failures:
+                    logger.warning("the worker loop works again after %d failed attempt(s)", self._failures)
+                    self._failures = 0
                 if worked and self._saturated and self.pool.room(self.config.prefetch_multiplier) > 0:
                     continue  # more may wait, and there is room for it
                 if self.burst and not self._held and self._done.empty():
@@ -204,14 +205,14 @@ class Worker:
                 else:
                     self._wait(self.config.poll_interval_seconds if self.pool.free_slots() else 1.0)
             except (DatabaseError, BrokerError) as exc:
-                if failures == 0:
+                if self._failures == 0:
                     logger.error("%s (retrying with backoff until it works again)", str(exc).rstrip("."))
-                failures += 1
+                self._failures += 1
                 close_old_connections()
                 if self.stopping and grace_deadline and time.monotonic() >= grace_deadline:
                     break
                 # A stop request (which sets the wake event) cuts the pause short.
-                self._wake.wait(ERROR_BACKOFF_SECONDS[min(failures - 1, len(ERROR_BACKOFF_SECONDS) - 1)])
+                self._wake.wait(ERROR_BACKOFF_SECONDS[min(self._failures - 1, len(ERROR_BACKOFF_SECONDS) - 1)])
         if self._held:
             logger.warning("stopping with %d task(s) unfinished; they come back when their lease runs out",
                            len(self._held))
@@ -330,9 +331,10 @@ class Worker:
         if time.monotonic() >= self._next_recovery:
             self._recover()
             self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
-        if self._fetch_waits and not self._saturated and (self._unwritten or self._unsettled):
+        if self._fetch_waits and not self._saturated and (self._unwritten or self._unsettled) and not self._failures:
             # The last fetch emptied the queues: the outcomes go first, and the waiting fetch after
             # them gets what came meanwhile (it has its wake-up tokens), one round trip less per task.
+            # Not while outcomes cannot be stored: new work does not wait for the database to come back.
             return []
         return self._reserve(limit) if limit > 0 else []
 

@@ -177,6 +177,28 @@ def test_a_task_revoked_before_it_reaches_an_idle_worker_never_runs(long_idle_wa
 
 
 @reads_beside_a_running_worker
+def test_a_worker_starts_new_tasks_while_it_cannot_store_outcomes(redis_backend_pg, monkeypatch):  # noqa: ANN001
+    from django.db import DatabaseError
+
+    from tests.e2e.helpers import wait_until
+
+    tasks.CALLS.clear()
+    worker = Worker(backend=redis_backend_pg, pool="threads", concurrency=2, queues=["default"])
+
+    def database_down(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise DatabaseError("the results database is down")
+
+    monkeypatch.setattr(worker.outcomes, "store", database_down)
+    with RunningWorker(worker):
+        tasks.fire_and_forget.enqueue(1)
+        wait_until(lambda: ("fire_and_forget", 1) in tasks.CALLS, timeout=10, what="the first task to run")
+        # Its outcome cannot be stored; the next task must not wait for the database to come back.
+        tasks.fire_and_forget.enqueue(2)
+        wait_until(lambda: ("fire_and_forget", 2) in tasks.CALLS, timeout=10, what="the second task to run")
+        monkeypatch.undo()
+
+
+@reads_beside_a_running_worker
 def test_a_countdown_is_honoured_never_early(redis_backend_pg):  # noqa: ANN001
     worker = Worker(backend=redis_backend_pg, pool="threads", concurrency=2)
     with RunningWorker(worker):
