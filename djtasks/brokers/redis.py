@@ -111,10 +111,17 @@ class RedisBroker(Broker):
         self._wait_connection: Any = None
         self._wait_connection_pid = 0
         self._keys: dict[str, QueueKeys] = {}
+        self._client: Any = None
+        self._client_key: tuple[int, float] | None = None
 
     @property
     def client(self) -> Any:
-        return get_client(self.url, timeout_seconds=self.timeout_seconds, options=self.options)
+        """This process's client of the broker URL (looked up again after a fork or a new timeout)."""
+        key = (os.getpid(), self.timeout_seconds)
+        if self._client_key != key:
+            self._client = get_client(self.url, timeout_seconds=self.timeout_seconds, options=self.options)
+            self._client_key = key
+        return self._client
 
     def keys(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
