@@ -41,6 +41,15 @@ _clients: dict[tuple, Any] = {}
 _lock = threading.Lock()
 
 
+def _new_lock_after_fork() -> None:
+    """In a forked child: the lock was copied, held if another thread of the parent held it at the fork."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_after_fork)
+
+
 def get_client(url: str, *, timeout_seconds: float, options: Mapping[str, Any]) -> Any:
     """The shared client of ``url`` in this process (a fork gets its own)."""
     key = (os.getpid(), url, timeout_seconds, tuple(sorted(options.items())))

@@ -10,6 +10,7 @@ it takes follows the deliveries held, not the tasks run so far.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable
 
@@ -54,6 +55,15 @@ class _Envelopes:
 
 
 _envelopes = _Envelopes(REMEMBERED_BODIES)
+
+
+def _start_afresh_after_fork() -> None:
+    """In a forked child: a cache of its own, whose lock no thread of the parent may hold (it was copied)."""
+    global _envelopes
+    _envelopes = _Envelopes(REMEMBERED_BODIES)
+
+
+os.register_at_fork(after_in_child=_start_afresh_after_fork)
 
 
 def envelope_of(delivery: Delivery) -> Envelope:
