@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from ..brokers import Broker
 from ..messages import Envelope
+from ..models import CANCELLED
 from ..results import ResultStore, Start
 from .executor import Completion
 
@@ -106,8 +107,8 @@ class OutcomeWriter:
         outcome = completion.outcome
         if outcome.status == TaskResultStatus.SUCCESSFUL:
             self.stats.succeeded += 1
-        elif outcome.status == TaskResultStatus.FAILED:
-            self.stats.failed += 1
+        elif outcome.status in (TaskResultStatus.FAILED, CANCELLED):
+            self.stats.failed += 1  # a revoked task did not succeed
         else:
             self.stats.retried += 1
         if self.keep_completions:
@@ -117,6 +118,9 @@ class OutcomeWriter:
             logger.warning("Task %s[%s] RETRY at %s after %.3fs: %s", completion.task_path, outcome.task_id,
                            outcome.retry_at.isoformat(), completion.duration_seconds,
                            outcome.error.message if outcome.error else "", extra=extra)
+        elif outcome.status == CANCELLED:
+            logger.warning("Task %s[%s] CANCELLED after %.3fs: %s", completion.task_path, outcome.task_id,
+                           completion.duration_seconds, outcome.error.message if outcome.error else "", extra=extra)
         elif outcome.status == TaskResultStatus.FAILED:
             error = outcome.error
             logger.error("Task %s[%s] FAILED in %.3fs: %s: %s", completion.task_path, outcome.task_id,

@@ -174,6 +174,9 @@ def test_a_task_revoked_before_it_reaches_an_idle_worker_never_runs(long_idle_wa
         wait_until(lambda: result.refresh() or result.is_finished, timeout=15, what="the revoked task to end")
         assert result.status == TaskResultStatus.FAILED  # CANCELLED, as django.tasks knows it
         assert result.errors[-1].exception_class_path == "djtasks.exceptions.TaskRevoked"
+        # Counted as not succeeded (nor retried): the worker's summary line says so.
+        wait_until(lambda: worker.stats.failed == 1, timeout=10, what="the worker to count the revoked task")
+        assert (worker.stats.succeeded, worker.stats.retried) == (0, 0)
 
 
 @reads_beside_a_running_worker
