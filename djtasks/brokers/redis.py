@@ -286,6 +286,11 @@ class RedisBroker(Broker):
         client routes a pipeline by the commands' slot.
         """
         if self.cluster:
+            if len(commands) == 1:  # routed by its keys, without a pipeline's bookkeeping
+                try:
+                    return [self.client.execute_command(*commands[0])]
+                except redis.exceptions.ResponseError as error:
+                    return [error]
             pipe = self.client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)
@@ -427,7 +432,7 @@ class _RedisErrors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> None:
-        if error is not None and isinstance(error, REDIS_ERRORS):
+        if isinstance(error, REDIS_ERRORS):
             raise BrokerError(f"Redis broker ({self.url}) could not {self.doing}: {error}") from error
 
 

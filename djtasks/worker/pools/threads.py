@@ -90,12 +90,12 @@ class ThreadPool(Pool):
         while (item := self._inbox.get()) is not _STOP:
             if isinstance(item, PoolJob):
                 delivery = item.run()
-                if delivery is None:
+                if delivery is None:  # nothing to run: the job's slot is free again
                     with self._lock:
                         self._pending -= 1
-                item.finished.set()
-                if delivery is None:
+                    item.finished.set()
                     continue
+                item.finished.set()  # the slot passes to the delivery
             else:
                 delivery = item
             with self._lock:
