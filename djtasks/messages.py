@@ -169,6 +169,7 @@ def new_ids(count: int) -> list[str]:
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"))
+_JSON_DECODER = json.JSONDecoder()
 
 
 def encode(envelope: Envelope) -> bytes:
@@ -204,7 +205,12 @@ class CallEncoder:
 def decode(data: bytes | str) -> Envelope:
     """Parse bytes made by :func:`encode`; raise :class:`MessageDecodeError`."""
     try:
-        body = json.loads(data)
+        text = data.decode() if isinstance(data, bytes) else data
+        body, end = _JSON_DECODER.raw_decode(text)  # json.loads' checks, in C; trailing text refused below
+        if end != len(text) and text[end:].strip():
+            raise MessageDecodeError(f"cannot decode message: extra data at character {end}")
+        if type(body) is not dict:
+            raise MessageDecodeError(f"cannot decode message: a JSON {type(body).__name__}, not an object")
         version = body.pop("v")
         if version != ENVELOPE_VERSION:
             raise MessageDecodeError(f"unsupported envelope version {version!r}")

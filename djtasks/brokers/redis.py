@@ -107,9 +107,9 @@ class RedisBroker(Broker):
         #: queue -> when its first delayed message is due (ms), as the last fetch saw: a wait ends then.
         self._next_due_ms: dict[str, int] = {}
         self.cluster = url.startswith("redis+cluster:")
-        self._wait_lock = threading.Lock()
-        self._wait_connection: Any = None
-        self._wait_connection_pid = 0
+        #: Connections kept out of the client's pool: one for waiting fetches, one for the other calls.
+        self._for_waits = _KeptConnection()
+        self._for_calls = _KeptConnection()
         self._keys: dict[str, QueueKeys] = {}
         self._client: Any = None
         self._client_key: tuple[int, float] | None = None
@@ -282,8 +282,10 @@ class RedisBroker(Broker):
         One round trip, without the client's per-command layers, which show
         in start latency: a producer runs them before its message leaves, and
         a waiting worker between the message's arrival and its task's start.
-        A fetch that ``waits`` uses the connection kept for it. A cluster
-        client routes a pipeline by the commands' slot.
+        A fetch that ``waits`` uses the connection kept for waits, other calls
+        the one kept for them (see :class:`_KeptConnection`), or one from the
+        pool while another thread has it. A cluster client routes a pipeline
+        by the commands' slot.
         """
         if self.cluster:
             if len(commands) == 1:  # routed by its keys, without a pipeline's bookkeeping
@@ -295,9 +297,12 @@ class RedisBroker(Broker):
             for command in commands:
                 pipe.execute_command(*command)
             return pipe.execute(raise_on_error=False)
-        pool = self.client.connection_pool
-        kept = waits and self._wait_lock.acquire(blocking=False)  # another waiting fetch: a pooled one
-        connection = self._connection_for_waits() if kept else pool.get_connection()
+        kept = self._for_waits if waits else self._for_calls
+        connection = kept.take(self.client)
+        pool = None
+        if connection is None:  # another thread has it: one from the pool
+            pool = self.client.connection_pool
+            connection = pool.get_connection()
         try:
             return connection.retry.call_with_retry(lambda: _write_and_read(connection, commands),
                                                     lambda error: connection.disconnect())
@@ -305,22 +310,10 @@ class RedisBroker(Broker):
             connection.disconnect()  # replies may be left unread: the connection is not reused as it is
             raise
         finally:
-            if kept:
-                self._wait_lock.release()
+            if pool is None:
+                kept.give_back()
             else:
                 pool.release(connection)
-
-    def _connection_for_waits(self) -> Any:
-        """The connection kept for waiting fetches (a worker's, one at a time), out of the pool.
-
-        It spares each wait the pool's checks, whose cost comes after the
-        message arrived. It reconnects by itself after a failure; a forked
-        process makes its own.
-        """
-        if self._wait_connection is None or self._wait_connection_pid != os.getpid():
-            self._wait_connection = self.client.connection_pool.make_connection()
-            self._wait_connection_pid = os.getpid()
-        return self._wait_connection
 
     def _fetch_call(self, queue: str, limit: int, worker_id: str, deadline_ms: int,
                     now: dt.datetime) -> tuple[str, list[str], list[Any]]:
@@ -417,6 +410,40 @@ class RedisBroker(Broker):
         for delivery in deliveries:
             groups[delivery.queue].append(delivery.receipt)
         self._run_many([(script, *arguments(self.keys(queue), receipts)) for queue, receipts in groups.items()])
+
+
+class _KeptConnection:
+    """A connection made by the client's pool but kept out of it, for one thread at a time.
+
+    It spares each call the pool's checks and bookkeeping, whose cost comes
+    before a producer's message leaves and after a waiting worker's message
+    arrived. It reconnects by itself after a failure (every failure
+    disconnects it, so it never holds unread replies); a forked process
+    makes its own.
+    """
+
+    __slots__ = ("_connection", "_lock", "_pid")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._pid = 0
+
+    def take(self, client: Any) -> Any:
+        """The connection, now this thread's until :meth:`give_back`; None if another thread has it."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        if self._connection is None or self._pid != os.getpid():
+            try:
+                self._connection = client.connection_pool.make_connection()
+            except BaseException:
+                self._lock.release()
+                raise
+            self._pid = os.getpid()
+        return self._connection
+
+    def give_back(self) -> None:
+        self._lock.release()
 
 
 class _RedisErrors:

@@ -104,6 +104,15 @@ def test_undecodable_bodies_raise_message_decode_error(body):
         messages.decode(body)
 
 
+@pytest.mark.parametrize(("tail", "error"), [(b"}", "extra data"), (b'{"v": 1}', "extra data"),
+                                            (b"\xff", "cannot decode")])
+def test_a_body_with_more_after_its_envelope_is_a_decode_error(tail, error):
+    body = messages.encode(messages.Envelope(id="1", task="t", backend="default", queue="q"))
+    assert messages.decode(body + b" \n").id == "1"  # white space after it is JSON's own
+    with pytest.raises(MessageDecodeError, match=error):
+        messages.decode(body + tail)
+
+
 def test_a_bad_tagged_value_raises_message_decode_error():
     with pytest.raises(MessageDecodeError):
         messages.load_value({"__djtasks__": "decimal", "value": "one"})
