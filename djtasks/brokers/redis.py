@@ -56,7 +56,7 @@ def _load_scripts(**versions: int) -> dict[str, LuaScript]:
     return scripts
 
 
-SCRIPTS = _load_scripts(enqueue=2, fetch=2, ack=1, extend=1, requeue=2, recover=1, purge=1, depth=1)
+SCRIPTS = _load_scripts(enqueue=2, fetch=3, ack=1, extend=1, requeue=2, recover=1, purge=1, depth=1)
 #: Messages per call of the enqueue script: a longer script would hold Redis up for others.
 ENQUEUE_BATCH = 500
 #: Leases recovered per queue and call.
@@ -197,8 +197,7 @@ class RedisBroker(Broker):
         """Lease up to ``limit`` messages; if ``wait_seconds``, first wait that long at most for one.
 
         The wait ends early when a message comes, when a delayed message is
-        due, or when :meth:`interrupt_wait` is called. A worker serving
-        several queues that waited may get up to ``limit`` from each.
+        due, or when :meth:`interrupt_wait` is called.
         """
         deadline_ms = _ms(now + dt.timedelta(seconds=lease_seconds))
         with self._errors("fetch messages"):
@@ -254,10 +253,20 @@ class RedisBroker(Broker):
 
     def _fetch_after_wait(self, queues: list[str], limit: int, worker_id: str, deadline_ms: int, now: dt.datetime,
                           wait_seconds: float, *, waiter: str) -> list[Delivery]:
-        """Wait on the queues' wake lists, then fetch from each, in one pipeline: one round trip."""
+        """Wait on the queues' wake lists, then fetch from each, in one pipeline: one round trip.
+
+        The fetches of several queues share a budget (a key of their own, deleted
+        behind them): together they lease at most ``limit`` messages.
+        """
         fetches = [self._fetch_call(queue, limit, worker_id, deadline_ms, now) for queue in queues]
         commands = [("BLPOP", *[self.keys(queue).wake for queue in queues], waiter, wait_seconds)]
+        budget = f"{self.prefix}:budget:{fetches[0][2][-1]}" if len(queues) > 1 else None
+        if budget:
+            for _, keys, _ in fetches:
+                keys.append(budget)
         commands += [("EVALSHA", SCRIPTS[name].sha, len(keys), *keys, *args) for name, keys, args in fetches]
+        if budget:
+            commands.append(("DEL", budget))
         try:
             replies = self._send_together(commands, waits=True)
             failed = next((r for r in replies if isinstance(r, Exception)
@@ -270,7 +279,7 @@ class RedisBroker(Broker):
                 self._unanswered[(worker_id, queue)] = fetch[2][-1]
             raise
         deliveries: list[Delivery] = []
-        for queue, fetch, reply in zip(queues, fetches, replies[1:], strict=True):
+        for queue, fetch, reply in zip(queues, fetches, replies[1:1 + len(fetches)], strict=True):
             if isinstance(reply, redis.exceptions.NoScriptError):
                 reply = self._run(*fetch)  # Redis restarted and forgot the script: this fetch did not run
             deliveries += self._deliveries(queue, reply)

@@ -96,12 +96,12 @@ def test_the_wake_list_keeps_64_tokens_however_many_messages_wait(broker):  # no
 class WaitingFetch:
     """A fetch that waits up to ``wait_seconds``, in a thread; started once Redis holds it blocked."""
 
-    def __init__(self, broker: RedisBroker, queues: Sequence[str] | None, wait_seconds: float) -> None:
+    def __init__(self, broker: RedisBroker, queues: Sequence[str] | None, wait_seconds: float, limit: int = 10) -> None:
         self.broker = broker
         self.deliveries: list[Delivery] = []
         before = blocked_clients(broker)
         self.thread = threading.Thread(target=lambda: self.deliveries.extend(broker.fetch(
-            queues, 10, worker_id="w1", lease_seconds=LEASE, now=T0, wait_seconds=wait_seconds)))
+            queues, limit, worker_id="w1", lease_seconds=LEASE, now=T0, wait_seconds=wait_seconds)))
         self.thread.start()
         wait_until(lambda: blocked_clients(broker) > before, timeout=10, what="the fetch to wait in Redis")
 
@@ -141,6 +141,17 @@ def test_a_waiting_fetch_of_every_queue_gets_a_message_of_any(patient_broker):  
     sent = message(queue="b")
     patient_broker.enqueue([sent])
     assert [d.id for d in waiting.result(timeout=10)] == [sent.id]
+
+
+def test_a_waiting_fetch_of_several_queues_leases_no_more_than_its_limit_in_all(patient_broker):  # noqa: ANN001
+    waiting = WaitingFetch(patient_broker, ["a", "b", "c"], wait_seconds=60, limit=3)
+    sent = [message(queue=queue) for queue in ("a", "b", "c") for _ in range(2)]
+    patient_broker.enqueue(sent)  # one transaction: every queue has its messages when the wait ends
+    leased = waiting.result(timeout=10)
+    assert len(leased) == 3
+    rest = fetch(patient_broker, 10, queues=["a", "b", "c"])
+    assert sorted(d.id for d in leased + rest) == sorted(m.id for m in sent)
+    assert not patient_broker.client.keys(f"{patient_broker.prefix}:budget:*")
 
 
 def test_a_waiting_fetch_ends_when_its_worker_is_interrupted(patient_broker):  # noqa: ANN001

@@ -16,12 +16,15 @@
 -- KEYS[3] leases      ZSET of receipts "<stream>|<entry id>|<consumer>" -> lease deadline (ms)
 -- KEYS[4] fetched     STRING "<token>\n<receipt>\n<receipt>..." of this consumer's last fetch
 -- KEYS[5] wake        LIST that idle workers block on
+-- KEYS[6] (optional) budget STRING: messages the fetches of one waiting fetch of several queues
+--         have leased so far; this one leases at most LIMIT less that many, and adds its own
 -- ARGV[1] stream key prefix (stream = prefix .. priority)
 -- ARGV[2] now (ms), ARGV[3] limit, ARGV[4] consumer (worker id), ARGV[5] lease deadline (ms),
 -- ARGV[6] token of this fetch (unique, but the same when a fetch is sent again)
 -- Returns {next due, deliveries}: when the first delayed message is due (ms; -1 if none), and a
 -- list of {receipt, task id, body, deliveries}; the receipt is the lease member.
 local priorities, delayed, leases, fetched, wake = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local budget = KEYS[6]
 local prefix, now, limit, consumer, deadline, token = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
 
 local function delivery(stream, entry, receipt)
@@ -72,6 +75,9 @@ if due >= 0 and due <= tonumber(now) then
     due = next_due()
 end
 
+if budget then
+    limit = limit - tonumber(redis.call('GET', budget) or '0')
+end
 if limit <= 0 then
     return {due, out}
 end
@@ -94,6 +100,10 @@ end
 if #out > 0 then
     redis.call('SET', fetched, token .. '\n' .. table.concat(receipts, '\n'), 'PX',
                math.max(1, tonumber(deadline) - tonumber(now)))
+    if budget then
+        redis.call('INCRBY', budget, #out)
+        redis.call('PEXPIRE', budget, 60000)
+    end
 end
 if #out < limit then
     redis.call('DEL', wake)
