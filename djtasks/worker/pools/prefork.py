@@ -1,21 +1,27 @@
 """The prefork pool: child processes forked after Django is set up, one task at a time each.
 
-The supervisor closes its database connections before it forks, so no
-connection or socket is ever shared with a child; the Redis client is per
-process too. Each child talks to the supervisor over a pipe: a delivery in,
+Every child, the first ones and each that replaces another, is forked by a
+fork server (:mod:`.forkserver`): a process the supervisor forks once, at
+start, before its other threads run and with its database connections
+closed. A child forked straight from the running supervisor would copy the
+state other threads hold at that instant: SQLite's mutex or the locks of an
+open transaction (the child hangs, or finds the database locked for good), a
+Redis client's lock. The fork server is single-threaded and never opens a
+connection, so no connection or socket is ever shared with a child and each
+starts clean. Each child talks to the supervisor over a pipe: a delivery in,
 a completion out. A thread in the supervisor watches the children: a child
 that dies mid-task (``os._exit``, a segfault, the OOM killer) or runs past
 its task's hard time limit (then it is killed) is replaced, and its task
 ends as the task's retry policy says, with ``WorkerLostError`` or
 ``TimeLimitExceeded``. Children are recycled between tasks after
 ``max_tasks_per_child`` tasks or when their memory passes
-``max_memory_per_child_kib``.
+``max_memory_per_child_kib``. If the fork server dies (the OOM killer), its
+children die with it and are replaced the same way, by a new fork server.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 import logging
 import multiprocessing
 import os
@@ -32,19 +38,17 @@ from django.db import connections
 from ...brokers import Delivery
 from ...exceptions import TaskRevoked, TimeLimitExceeded, WorkerLostError
 from .base import Pool
+from .forkserver import ForkedChild, ForkServer
 
 logger = logging.getLogger("djtasks.worker")
 
-#: prctl(2) option: the signal a process gets when its parent dies.
-PR_SET_PDEATHSIG = 1
 #: Seconds between checks of the children for hard time limits.
 WATCH_INTERVAL_SECONDS = 0.1
-_FORK = multiprocessing.get_context("fork")
 
 
 @dataclass(slots=True, eq=False)
 class _Child:
-    process: Any
+    process: ForkedChild
     conn: Connection
     delivery: Delivery | None = None
     started: float = 0.0
@@ -72,11 +76,14 @@ class PreforkPool(Pool):
         # The children run the task itself; the hard limit is the supervisor's job.
         if hasattr(execute, "hard_limit_in_process"):
             execute.hard_limit_in_process = False
+        self._forks = ForkServer(functools.partial(_child_main, execute=execute, max_tasks=max_tasks_per_child,
+                                                   max_memory_kib=max_memory_per_child_kib))
 
     # -- life cycle --------------------------------------------------------
 
     def start(self) -> None:
         connections.close_all()  # never share a database connection with a child
+        self._forks.start()  # from this thread: the fork server dies with it
         with self._lock:
             for _ in range(self.concurrency):
                 self._children.append(self._spawn())
@@ -84,10 +91,8 @@ class PreforkPool(Pool):
         self._watcher.start()
 
     def _spawn(self) -> _Child:
-        parent_end, child_end = _FORK.Pipe()
-        process = _FORK.Process(target=_child_main, args=(child_end, self.execute, self.max_tasks_per_child,
-                                                          self.max_memory_per_child_kib), daemon=True)
-        process.start()
+        parent_end, child_end = multiprocessing.Pipe()
+        process = self._forks.spawn(child_end)
         child_end.close()
         return _Child(process=process, conn=parent_end)
 
@@ -109,6 +114,7 @@ class PreforkPool(Pool):
                 child.process.join(1)
         if self._watcher is not None:
             self._watcher.join(timeout=2)
+        self._forks.stop()
         return finished
 
     # -- work --------------------------------------------------------------
@@ -251,10 +257,12 @@ def _send(conn: Connection, payload: Any) -> None:
 
 
 def _child_main(conn: Connection, execute, max_tasks: int | None, max_memory_kib: int | None) -> None:  # noqa: ANN001
-    """A child's loop: run deliveries until told to stop, or until it should be recycled."""
+    """A child's loop: run deliveries until told to stop, or until it should be recycled.
+
+    It dies with the fork server, which dies with the supervisor (see :mod:`.forkserver`).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when children stop
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    _die_with_parent()
     done = 0
     while True:
         try:
@@ -272,22 +280,6 @@ def _child_main(conn: Connection, execute, max_tasks: int | None, max_memory_kib
         if recycle:
             connections.close_all()
             os._exit(0)
-
-
-def _die_with_parent() -> None:
-    """Let the kernel kill this child when the supervisor dies (Linux), even if SIGKILLed.
-
-    Without it, a child keeps running: its siblings hold copies of its pipe, so it
-    would never see the supervisor go. Its task comes back through its lease.
-    """
-    parent = os.getppid()
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return  # not Linux: the child ends when its pipe closes
-    if os.getppid() != parent:  # the supervisor died before prctl took effect
-        os._exit(1)
 
 
 def _rss_kib() -> int:
