@@ -194,12 +194,13 @@ class CallEncoder:
     """
 
     def __init__(self, model: Envelope) -> None:
-        self._head = _JSON.encode(_shared_fields(model))[:-1] + ',"id":'
+        self._head = _JSON.encode(_shared_fields(model))[:-1] + ","  # the object, still open
 
     def encode(self, envelope: Envelope) -> bytes:
         """Serialize ``envelope``, whose other fields are those of the model."""
-        return (f'{self._head}{_JSON.encode(envelope.id)},"args":{_JSON.encode(envelope.args)},'
-                f'"kwargs":{_JSON.encode(envelope.kwargs)}}}').encode()
+        # One encoder call for the rest, whose own opening brace is dropped.
+        rest = _JSON.encode({"id": envelope.id, "args": envelope.args, "kwargs": envelope.kwargs})
+        return (self._head + rest[1:]).encode()
 
 
 def decode(data: bytes | str) -> Envelope:
