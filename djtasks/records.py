@@ -32,16 +32,21 @@ class NewRecord:
     message: str = ""
 
 
-def insert_records(alias: str, records: Sequence[NewRecord], *, queued: bool) -> None:
+def insert_records(alias: str, records: Sequence[NewRecord], *, queued: bool, flushed: bool = True) -> None:
     """Insert READY rows; ``queued`` marks them as the ORM broker's waiting messages.
 
     A row whose id exists already is left as it is: with a broker other than
     the ORM one, the worker that ran the task may have written it first.
+    ``flushed=False``: outside a transaction, on PostgreSQL, the rows commit
+    without waiting for the disk; for rows that can be written again if a
+    crash lost them. In a transaction, its own setting holds.
     """
     if not records:
         return
-    if connections[alias].vendor == "postgresql":
-        _insert_postgresql(alias, records, queued)
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        synchronous_commit = None if flushed or connection.in_atomic_block else "off"
+        _insert_postgresql(alias, records, queued, synchronous_commit)
     else:
         _insert_orm(alias, records, queued)
 
@@ -52,19 +57,20 @@ def _values(record: NewRecord) -> tuple:
             record.enqueued_at, e.eta, e.expires, record.available_at, record.message)
 
 
-def _insert_postgresql(alias: str, records: Sequence[NewRecord], queued: bool) -> None:
+def _insert_postgresql(alias: str, records: Sequence[NewRecord], queued: bool,
+                       synchronous_commit: str | None) -> None:
     if len(records) == 1:
-        # The common .delay(): a plain INSERT parses and plans cheaper than unnest().
+        # The common .delay(): a plain INSERT parses and plans cheaper than a JSON array.
         values = _values(records[0])
-        sql = _sql("insert_record_v1.postgresql.sql")
+        sql = _sql("insert_record_v2.postgresql.sql")
         if not queued:
             sql = sql.rpartition(";")[0]
         with connections[alias].cursor() as cursor:
-            cursor.execute(sql, [*values, queued, *([values[3]] if queued else [])])
+            cursor.execute(sql, [*values, queued, synchronous_commit, *([values[3]] if queued else [])])
         return
     rows = json.dumps([_json_values(record) for record in records], separators=(",", ":"))
     with connections[alias].cursor() as cursor:
-        cursor.execute(_sql("insert_records_v1.postgresql.sql"), [queued, rows, queued])
+        cursor.execute(_sql("insert_records_v2.postgresql.sql"), [queued, synchronous_commit, rows, queued])
 
 
 def _json_values(record: NewRecord) -> list:

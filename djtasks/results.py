@@ -103,8 +103,14 @@ class ResultStore:
         return TaskRecord.objects.using(self.alias)
 
     def create_pending(self, envelopes: Sequence[Envelope], enqueued_at: dt.datetime) -> None:
-        """Insert READY rows for envelopes a broker other than the ORM one queued; keep rows that exist."""
-        insert_records(self.alias, [NewRecord(envelope=e, enqueued_at=enqueued_at) for e in envelopes], queued=False)
+        """Insert READY rows for envelopes a broker other than the ORM one queued; keep rows that exist.
+
+        Outside a transaction they commit without waiting for the disk
+        (PostgreSQL): a row a database crash lost is written again from its
+        message by the worker that runs it (see :meth:`mark_started`).
+        """
+        insert_records(self.alias, [NewRecord(envelope=e, enqueued_at=enqueued_at) for e in envelopes], queued=False,
+                       flushed=False)
 
     def mark_started(self, envelopes: Sequence[Envelope], worker_id: str, at: dt.datetime, *,
                      durable: bool = True) -> None:

@@ -71,6 +71,42 @@ def test_a_batch_enqueue_stores_every_field_of_every_row(broker_url):
         assert (row.available_at == row.run_after) if queued else row.available_at is None
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_rows_written_at_enqueue_commit_without_waiting_for_the_disk_only_outside_a_transaction(batch):
+    """With a broker apart from the results, a lost row is written again by the worker: no WAL flush to wait for.
+
+    In the caller's transaction, that transaction's own durability holds.
+    """
+    from django.db import connections, transaction
+
+    backend = DjTasksBackend("postgresql", {"OPTIONS": {"BROKER_URL": "memory://", "RESULTS_DATABASE": "postgresql"}})
+    connection = connections["postgresql"]
+    inserts: list[list] = []
+
+    def record_inserts(execute, sql, params, many, context):  # noqa: ANN001, ANN202
+        if sql.lstrip().startswith(("INSERT INTO djtasks_taskrecord", "WITH inserted")):
+            inserts.append(list(params))
+        return execute(sql, params, many, context)
+
+    calls = [((n, 1), {}) for n in range(batch)]
+    with connection.execute_wrapper(record_inserts):
+        outside = backend.enqueue_many(tasks.add, calls)
+        with transaction.atomic(using="postgresql"):
+            inside = backend.enqueue_many(tasks.add, calls)
+            assert _synchronous_commit(connection) == "on"
+    assert len(inserts) == 2
+    assert "off" in inserts[0] and "off" not in inserts[1]
+    assert _synchronous_commit(connection) == "on"  # the setting ended with its statement
+    for result in outside + inside:
+        assert backend.get_result(result.id).status == TaskResultStatus.READY
+
+
+def _synchronous_commit(connection) -> str:  # noqa: ANN001
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return cursor.fetchone()[0]
+
+
 def test_start_marks_count_attempts_and_keep_the_first_start():
     """Each attempt's start mark adds its worker; the first start time stays."""
     import datetime as dt
