@@ -32,12 +32,12 @@ class NewRecord:
     message: str = ""
 
 
-def insert_records(alias: str, records: Sequence[NewRecord], *, queued: bool, flushed: bool = True) -> None:
+def insert_records(alias: str, records: Sequence[NewRecord], *, queued: bool, durable: bool = True) -> None:
     """Insert READY rows; ``queued`` marks them as the ORM broker's waiting messages.
 
     A row whose id exists already is left as it is: with a broker other than
     the ORM one, the worker that ran the task may have written it first.
-    ``flushed=False``: outside a transaction, on PostgreSQL, the rows commit
+    ``durable=False``: outside a transaction, on PostgreSQL, the rows commit
     without waiting for the disk; for rows that can be written again if a
     crash lost them. In a transaction, its own setting holds.
     """
@@ -45,7 +45,7 @@ def insert_records(alias: str, records: Sequence[NewRecord], *, queued: bool, fl
         return
     connection = connections[alias]
     if connection.vendor == "postgresql":
-        synchronous_commit = None if flushed or connection.in_atomic_block else "off"
+        synchronous_commit = None if durable or connection.in_atomic_block else "off"
         _insert_postgresql(alias, records, queued, synchronous_commit)
     else:
         _insert_orm(alias, records, queued)

@@ -110,7 +110,7 @@ class ResultStore:
         message by the worker that runs it (see :meth:`mark_started`).
         """
         insert_records(self.alias, [NewRecord(envelope=e, enqueued_at=enqueued_at) for e in envelopes], queued=False,
-                       flushed=False)
+                       durable=False)
 
     def mark_started(self, envelopes: Sequence[Envelope], worker_id: str, at: dt.datetime, *,
                      durable: bool = True) -> None:
