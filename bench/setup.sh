@@ -38,6 +38,7 @@ fi
     "celery[redis]>=5.4,<6" \
     "django-celery-results>=2.5" \
     "dramatiq[redis]>=1.17" \
+    "huey>=2.5" \
     "gevent>=24.2" \
     "redis[hiredis]>=5.0" \
     "psycopg[binary]>=3.2" \
@@ -54,7 +55,7 @@ fi
 
 "$VENV/bin/python" - <<'PY'
 import importlib.metadata as md
-for name in ("Django", "django-tasks-db", "celery", "django-celery-results", "dramatiq", "gevent", "redis", "psycopg", "djtasks"):
+for name in ("Django", "django-tasks-db", "celery", "django-celery-results", "dramatiq", "huey", "gevent", "redis", "psycopg", "djtasks"):
     try:
         print(f"{name:24} {md.version(name)}")
     except md.PackageNotFoundError:

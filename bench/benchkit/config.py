@@ -13,6 +13,7 @@ REDIS_DB_DJTASKS_BROKER = 11
 REDIS_DB_CELERY_BROKER = 12
 REDIS_DB_BOOKKEEPING = 13
 REDIS_DB_DRAMATIQ_BROKER = 14
+REDIS_DB_HUEY_BROKER = 15
 
 #: Seconds between polls of an idle database worker, the same for djtasks
 #: (OPTIONS["POLL_INTERVAL"], default 0.5) and django-tasks-db
@@ -40,8 +41,8 @@ RESULT_TABLES = {
     "dtdb": ResultTable("django_tasks_database_dbtaskresult", ("SUCCESSFUL", "FAILED")),
     "celery": ResultTable("django_celery_results_taskresult", ("SUCCESS", "FAILURE")),
 }
-#: Families whose workers run from their own command line (not ``manage.py``); no result table.
-NO_RESULT_FAMILIES = ("dramatiq",)
+#: Families that keep no results here: no result table, no result to wait for.
+NO_RESULT_FAMILIES = ("dramatiq", "huey")
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,12 @@ CONTESTANTS: tuple[Contestant, ...] = (
         "dramatiq --processes 2 --threads 8 (3 processes), no results", redis_broker_db=REDIS_DB_DRAMATIQ_BROKER,
         compare_with=("djtasks-redis", "djtasks-redis-prefork"), requires=("dramatiq", "benchapp.tasks_dramatiq"),
         workloads=("drain-nores",),
+    ),
+    Contestant(
+        "huey", "huey", "postgres", "bench_huey",
+        (("manage.py", "run_huey", "--workers", "4", "--worker-type", "thread", "--quiet"),),
+        "manage.py run_huey -w 4 -k thread (1 process), no results", redis_broker_db=REDIS_DB_HUEY_BROKER,
+        compare_with=("djtasks-redis",), requires=("huey", "benchapp.tasks_huey"), workloads=("latency",),
     ),
 )
 

@@ -10,7 +10,10 @@ from typing import Any
 from .config import BENCH_DIR
 from .services import Services
 
-PACKAGES = ("Django", "djtasks", "django-tasks-db", "celery", "django-celery-results", "kombu", "dramatiq", "redis", "psycopg")
+PACKAGES = (
+    "Django", "djtasks", "django-tasks-db", "celery", "django-celery-results", "kombu", "dramatiq", "huey", "redis",
+    "psycopg",
+)
 
 
 def cpu_model() -> str:
