@@ -11,7 +11,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
@@ -292,17 +292,37 @@ class Worker:
         """The broker is apart from the results: new work first, then outcomes stored, then their acks.
 
         The pool gets its next tasks before the outcomes' commit and the acks'
-        round trip, so it is not idle while they are on the wire. Start marks
-        are written once due (see :meth:`_dispatch`), or with the outcome of
-        their task if it ended first. An outcome is stored before its message
-        is acked; if the ack fails, only the ack is tried again.
+        round trip, so it is not idle while they are on the wire. A worker
+        whose last fetch emptied its queues waits for new work meanwhile: its
+        waiting fetch goes out first, on a free thread of the pool, so a
+        message that comes during the commit starts at once (see
+        :meth:`_wait_while_storing`). Start marks are written once due (see
+        :meth:`_dispatch`), or with the outcome of their task if it ended
+        first. An outcome is stored before its message is acked; if the ack
+        fails, only the ack is tried again.
         """
         fetch_failure = None
+        waiting = None
         try:
-            deliveries = self._take_work(limit, take_work)
+            waiting = self._wait_while_storing(limit, take_work)
+            deliveries = [] if waiting is not None else self._take_work(limit, take_work)
         except BrokerError as exc:  # outcomes are still stored: the results do not wait for the broker
             deliveries, fetch_failure = [], exc
         self._hand_over(deliveries)
+        try:
+            self._store_and_settle()
+        finally:
+            if waiting is not None:
+                try:
+                    deliveries = self._waited(waiting, limit)
+                except BrokerError as exc:
+                    fetch_failure = exc
+        if fetch_failure is not None:
+            raise fetch_failure
+        return deliveries
+
+    def _store_and_settle(self) -> None:
+        """Store the outcomes and due start marks (one commit), then ack their messages (one round trip)."""
         batch, self._unwritten = self._unwritten, []
         marks, self._unmarked = self._unmarked, []
         due_before = timezone.now() - dt.timedelta(seconds=START_MARK_DELAY_SECONDS)
@@ -320,8 +340,31 @@ class Worker:
             self._unsettled = settling + self._unsettled  # stored already: only settled again
             raise
         self._forget(settling)
-        if fetch_failure is not None:
-            raise fetch_failure
+
+    def _wait_while_storing(self, limit: int, take_work: bool) -> FetchInPool | None:
+        """Start the waiting fetch of an idle worker before this cycle stores outcomes; None if it is not one.
+
+        Only after a fetch that emptied the queues, with no lease recovery
+        due, and on a free thread of the pool: the supervisor stores the
+        outcomes while that thread waits in Redis, and collects the fetch
+        after them (:meth:`_waited`).
+        """
+        if not (take_work and limit > 0 and self._fetch_waits and not self._saturated and not self._failures
+                and (self._unwritten or self._unsettled) and time.monotonic() < self._next_recovery):
+            return None
+        job, _ = self._start_fetch(limit, self._fetch_wait_seconds(while_storing=True))
+        if job is None:
+            self._waiting_in_fetch = False
+        return job
+
+    def _waited(self, job: FetchInPool, limit: int) -> list[Delivery]:
+        """The deliveries of a fetch started by :meth:`_wait_while_storing`, handed to the pool."""
+        try:
+            deliveries, started = job.result()
+        finally:
+            self._waiting_in_fetch = False
+        deliveries = self._fetched(limit, deliveries, started)
+        self._hand_over(deliveries)
         return deliveries
 
     def _take_work(self, limit: int, take_work: bool) -> list[Delivery]:
@@ -352,7 +395,20 @@ class Worker:
         A fetch that waits runs on a free thread of the pool if it has one,
         which then runs the first task at once (see :class:`FetchInPool`).
         """
-        wait_seconds = self._fetch_wait_seconds()
+        job, fetch = self._start_fetch(limit, self._fetch_wait_seconds())
+        try:
+            deliveries, started = job.result() if job is not None else (fetch(), None)
+        finally:
+            self._waiting_in_fetch = False
+        return self._fetched(limit, deliveries, started)
+
+    def _start_fetch(self, limit: int, wait_seconds: float) -> tuple[FetchInPool | None, Callable[[], list[Delivery]]]:
+        """Prepare a fetch of up to ``limit`` messages that may wait ``wait_seconds``; start it if it can.
+
+        It starts on a free thread of the pool if it waits and one is free:
+        the job is returned, with the fetch. Otherwise the job is None, and
+        the caller calls the fetch itself.
+        """
         if wait_seconds > 0:
             self._waiting_in_fetch = True
             if not self._done.empty():  # a task ended before the flag was up: it could not interrupt
@@ -360,13 +416,12 @@ class Worker:
         fetch = functools.partial(self.broker.fetch, self.queues, limit, worker_id=self.worker_id,
                                   lease_seconds=self.config.lease_seconds, now=self.clock(),
                                   wait_seconds=wait_seconds)
-        try:
-            if wait_seconds > 0 and self.pool.run_job(job := FetchInPool(fetch, self._start_at_once)):
-                deliveries, started = job.result()
-            else:
-                deliveries, started = fetch(), None
-        finally:
-            self._waiting_in_fetch = False
+        if wait_seconds > 0 and self.pool.run_job(job := FetchInPool(fetch, self._start_at_once)):
+            return job, fetch
+        return None, fetch
+
+    def _fetched(self, limit: int, deliveries: list[Delivery], started: Delivery | None) -> list[Delivery]:
+        """Note what a fetch got: whether it took all it could, and the delivery its thread runs already."""
         self._saturated = len(deliveries) >= limit
         if started is not None:
             self._started_in_fetch.append(started)
@@ -387,20 +442,24 @@ class Worker:
         self._held.add([first])
         return first
 
-    def _fetch_wait_seconds(self) -> float:
+    def _fetch_wait_seconds(self, *, while_storing: bool = False) -> float:
         """How long the next fetch may wait for a message: 0 unless the broker can, and nothing else is due.
 
         Not after a fetch that took all it could (more may wait), nor while
-        outcomes wait to be written; at most until the next lease recovery or
-        the next start marks. A task that ends interrupts the wait (see
+        outcomes wait to be written, unless ``while_storing``: for a fetch
+        that waits while this cycle stores them, the start marks of their
+        tasks going with them. At most until the next lease recovery or the
+        next start marks. A task that ends interrupts the wait (see
         :meth:`_on_done`), and so does a stop.
         """
-        if (not self._fetch_waits or self._saturated or self._unwritten or self._unsettled or self.stopping
-                or not self._done.empty()):
+        if (not self._fetch_waits or self._saturated or self.stopping or not self._done.empty()
+                or (not while_storing and (self._unwritten or self._unsettled))):
             return 0.0
         wait_seconds = min(IDLE_FETCH_WAIT_SECONDS, self._next_recovery - time.monotonic())
-        if self._unmarked:
-            marks_due = self._unmarked[0][0] + dt.timedelta(seconds=START_MARK_DELAY_SECONDS)
+        ended = {c.delivery.id for c in self._unwritten} if while_storing else set()
+        first_mark = next((at for at, envelopes in self._unmarked if any(e.id not in ended for e in envelopes)), None)
+        if first_mark is not None:
+            marks_due = first_mark + dt.timedelta(seconds=START_MARK_DELAY_SECONDS)
             wait_seconds = min(wait_seconds, (marks_due - timezone.now()).total_seconds())
         return max(0.0, wait_seconds)
 

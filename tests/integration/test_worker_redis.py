@@ -272,3 +272,34 @@ def test_a_task_whose_row_is_missing_gets_it_from_the_worker(redis_backend, pool
     assert lost.started_at is not None and lost.finished_at >= lost.started_at
     row = TaskRecord.objects.get(id=lost.id)
     assert (row.task_path, row.priority, row.attempts) == ("tests.taskapp.tasks.echo", 3, 1)
+
+
+@reads_beside_a_running_worker
+def test_a_message_that_comes_while_outcomes_are_stored_starts_at_once(long_idle_waits):  # noqa: ANN001
+    from django.db import connections, transaction
+
+    from djtasks.models import TaskRecord
+    from tests.e2e.helpers import wait_until
+
+    tasks.GATE.clear()
+    tasks.CALLS.clear()
+    table = TaskRecord._meta.db_table
+    with waiting_worker(long_idle_waits):
+        first = tasks.waits_for_gate.enqueue(60)
+        wait_until(lambda: first.refresh() or first.status == TaskResultStatus.RUNNING, timeout=10,
+                   what="the first task to show RUNNING")
+        with transaction.atomic(using="postgresql"), connections["postgresql"].cursor() as cursor:
+            # Writes to the result rows wait until this block ends: the worker's next commit stalls.
+            cursor.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+            tasks.GATE.set()
+
+            def outcome_waits() -> bool:
+                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+                               [table])
+                return cursor.fetchone()[0] > 0
+
+            wait_until(outcome_waits, timeout=10, what="the first task's outcome to wait for the lock")
+            tasks.fire_and_forget.enqueue("during the commit")
+            wait_until(lambda: ("fire_and_forget", "during the commit") in tasks.CALLS, timeout=10,
+                       what="the new task to start while the worker stores the first one's outcome")
+        assert first.wait(timeout=10) is True
