@@ -37,6 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated subset of {','.join(WORKLOADS)} (the default), or of {','.join(ENGINE_WORKLOADS)}",
     )
     parser.add_argument("--tasks", type=int, help="number of tasks of the drain workload (default 3000)")
+    parser.add_argument(
+        "--random-arrivals", action="store_true",
+        help="latency: tasks at random times (exponential gaps, same mean and seed for all), not evenly paced",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes and one round, for a smoke run")
     parser.add_argument("--repeat", type=int, help="rounds of every workload; figures are medians (default 3)")
     parser.add_argument("--keep", action="store_true", help="keep the databases of the last runs")
@@ -53,7 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def choose_sizes(args: argparse.Namespace) -> Sizes:
     """The workload sizes for ``--quick`` / ``--tasks``."""
     sizes = QUICK if args.quick else FULL
-    return dataclasses.replace(sizes, drain=args.tasks) if args.tasks else sizes
+    if args.tasks:
+        sizes = dataclasses.replace(sizes, drain=args.tasks)
+    return dataclasses.replace(sizes, latency_random=True) if args.random_arrivals else sizes
 
 
 def choose_workloads(spec: str) -> list[str]:

@@ -55,6 +55,8 @@ class Sizes:
     enqueue_many_batch: int = 1000
     latency: int = 500
     latency_interval: float = 0.02
+    #: Tasks at random times, exponential gaps of mean ``latency_interval`` (a Poisson stream, as from users).
+    latency_random: bool = False
     warmup: int = 50
     #: Fire-and-forget tasks of the ``drain-nores`` workload (and of ``overhead``, which runs it).
     drain_nores: int = 10000

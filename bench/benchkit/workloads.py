@@ -111,6 +111,7 @@ def latency(harness: Harness, sizes: Sizes) -> dict[str, Any]:
         paced = harness.manage_json(
             "bench_enqueue", "--mode", "paced", "--count", str(sizes.latency), "--tag", "latency",
             "--interval", str(sizes.latency_interval), "--warmup", "5",
+            *(["--random-arrivals"] if sizes.latency_random else []),
         )
         wait_until(lambda: harness.count("latency") >= sizes.latency, 120, "latency tasks", workers)
         wait_for_results(harness, sizes.warmup + 5 + sizes.latency, workers)
@@ -122,6 +123,7 @@ def latency(harness: Harness, sizes: Sizes) -> dict[str, Any]:
         "tasks": sizes.latency,
         "executions": len(millis),
         "interval_ms": sizes.latency_interval * 1000,
+        "arrivals": "random" if sizes.latency_random else "paced",
         "enqueue_span_s": paced["seconds"],
         "p50_ms": percentile(millis, 50),
         "p95_ms": percentile(millis, 95),

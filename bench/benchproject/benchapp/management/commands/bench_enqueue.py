@@ -9,7 +9,8 @@ count, the elapsed seconds and the rate. Modes:
     ``count`` tasks through the bulk API, in batches of ``--batch-size``.
 ``paced``
     ``count`` tasks, one every ``--interval`` seconds; each carries its
-    enqueue wall time so the task can compute its start latency.
+    enqueue wall time so the task can compute its start latency. With
+    ``--random-arrivals``, at random times with gaps of mean ``--interval``.
 
 ``--nores`` enqueues the fire-and-forget variant ``noop_nores`` (modes ``one`` and ``many``).
 
@@ -18,6 +19,7 @@ connections and imports are in place before the clock starts.
 """
 
 import json
+import random
 import time
 from argparse import ArgumentParser
 from typing import Any
@@ -25,6 +27,9 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from benchapp.contestant import TasksModule, tasks_module
+
+#: The seed of ``--random-arrivals``: the same times for every contestant and run.
+RANDOM_ARRIVALS_SEED = 1
 
 
 def enqueue_one_by_one(tasks: TasksModule, tag: str, count: int, nores: bool = False) -> float:
@@ -46,11 +51,19 @@ def enqueue_in_bulk(tasks: TasksModule, tag: str, count: int, batch_size: int, n
     return time.perf_counter() - started
 
 
-def enqueue_paced(tasks: TasksModule, tag: str, count: int, interval: float) -> float:
-    """Enqueue one task every ``interval`` seconds, each with its enqueue time."""
+def enqueue_paced(tasks: TasksModule, tag: str, count: int, interval: float, random_arrivals: bool = False) -> float:
+    """Enqueue one task every ``interval`` seconds, each with its enqueue time.
+
+    With ``random_arrivals``, at random times instead: gaps drawn from an
+    exponential distribution of mean ``interval``, from a fixed seed, so
+    every contestant gets the same times.
+    """
+    gaps = random.Random(RANDOM_ARRIVALS_SEED)
+    at = 0.0
     started = time.perf_counter()
-    for index in range(count):
-        delay = started + index * interval - time.perf_counter()
+    for _ in range(count):
+        delay = started + at - time.perf_counter()
+        at += gaps.expovariate(1 / interval) if random_arrivals else interval
         if delay > 0:
             time.sleep(delay)
         tasks.enqueue_one(tag, time.time())
@@ -71,6 +84,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=1000)
         parser.add_argument("--interval", type=float, default=0.02)
         parser.add_argument("--nores", action="store_true", help="fire-and-forget tasks (modes one and many)")
+        parser.add_argument("--random-arrivals", action="store_true", help="mode paced: exponential gaps")
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the warm-up, then the timed enqueue, and print the figures."""
@@ -83,7 +97,7 @@ class Command(BaseCommand):
         elif options["mode"] == "many":
             seconds = enqueue_in_bulk(tasks, tag, count, options["batch_size"], options["nores"])
         else:
-            seconds = enqueue_paced(tasks, tag, count, options["interval"])
+            seconds = enqueue_paced(tasks, tag, count, options["interval"], options["random_arrivals"])
         self.stdout.write(
             json.dumps({"count": count, "seconds": seconds, "rate": count / seconds})
         )
