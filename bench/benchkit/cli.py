@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def choose_sizes(args: argparse.Namespace) -> Sizes:
-    """The workload sizes for ``--quick`` / ``--tasks``."""
+    """The workload sizes for ``--quick`` / ``--tasks`` / ``--random-arrivals``."""
     sizes = QUICK if args.quick else FULL
     if args.tasks:
         sizes = dataclasses.replace(sizes, drain=args.tasks)
