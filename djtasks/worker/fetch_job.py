@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from ..brokers import Delivery
@@ -18,8 +19,9 @@ class FetchInPool(PoolJob):
     """
 
     def __init__(self, fetch: Callable[[], list[Delivery]],
-                 start_at_once: Callable[[list[Delivery]], Delivery | None]) -> None:
-        super().__init__()
+                 start_at_once: Callable[[list[Delivery]], Delivery | None], *,
+                 wake: threading.Event | None = None) -> None:
+        super().__init__(wake=wake)
         self._fetch = fetch
         self._start_at_once = start_at_once
         self.deliveries: list[Delivery] = []

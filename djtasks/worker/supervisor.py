@@ -250,11 +250,7 @@ class Worker:
 
     def _cycle(self, *, take_work: bool) -> bool:
         """Store finished tasks, settle their messages and reserve new ones; return whether any was reserved."""
-        while True:
-            try:
-                self._unwritten.append(self._done.get_nowait())
-            except queue.Empty:
-                break
+        self._take_done()
         limit = self.pool.room(self.config.prefetch_multiplier) if take_work else 0
         if self.outcomes.shares_database:
             deliveries = self._cycle_in_one_transaction(limit, take_work)
@@ -264,6 +260,14 @@ class Worker:
             self._clean_up_old_results()
             self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL_SECONDS
         return bool(deliveries)
+
+    def _take_done(self) -> None:
+        """Move the completions the pool handed back to the outcomes to write."""
+        while True:
+            try:
+                self._unwritten.append(self._done.get_nowait())
+            except queue.Empty:
+                break
 
     def _cycle_in_one_transaction(self, limit: int, take_work: bool) -> list[Delivery]:
         """The broker keeps its queue in the result database: outcomes, acks and the claim commit as one."""
@@ -352,17 +356,12 @@ class Worker:
         if not (take_work and limit > 0 and self._fetch_waits and not self._saturated and not self._failures
                 and (self._unwritten or self._unsettled) and time.monotonic() < self._next_recovery):
             return None
-        job, _ = self._start_fetch(limit, self._fetch_wait_seconds(while_storing=True))
-        if job is None:
-            self._waiting_in_fetch = False
-        return job
+        return self._fetch_in_pool(limit, while_storing=True)
 
     def _waited(self, job: FetchInPool, limit: int) -> list[Delivery]:
         """The deliveries of a fetch started by :meth:`_wait_while_storing`, handed to the pool."""
-        try:
-            deliveries, started = job.result()
-        finally:
-            self._waiting_in_fetch = False
+        self._store_while_waiting(job)
+        deliveries, started = job.result()
         deliveries = self._fetched(limit, deliveries, started)
         self._hand_over(deliveries)
         return deliveries
@@ -393,32 +392,74 @@ class Worker:
         """Lease up to ``limit`` messages.
 
         A fetch that waits runs on a free thread of the pool if it has one,
-        which then runs the first task at once (see :class:`FetchInPool`).
+        which then runs the first task at once (see :class:`FetchInPool`);
+        meanwhile this thread writes the outcomes and start marks that come
+        (see :meth:`_store_while_waiting`).
         """
-        job, fetch = self._start_fetch(limit, self._fetch_wait_seconds())
-        try:
-            deliveries, started = job.result() if job is not None else (fetch(), None)
-        finally:
-            self._waiting_in_fetch = False
+        job = self._fetch_in_pool(limit)
+        if job is None:
+            deliveries, started = self._fetch_here(limit), None
+        else:
+            self._store_while_waiting(job)
+            deliveries, started = job.result()
         return self._fetched(limit, deliveries, started)
 
-    def _start_fetch(self, limit: int, wait_seconds: float) -> tuple[FetchInPool | None, Callable[[], list[Delivery]]]:
-        """Prepare a fetch of up to ``limit`` messages that may wait ``wait_seconds``; start it if it can.
+    def _fetch_in_pool(self, limit: int, *, while_storing: bool = False) -> FetchInPool | None:
+        """Start a fetch that waits for messages on a free thread of the pool; None if it may not, or none is free."""
+        wait_seconds = self._fetch_wait_seconds(in_pool=True, while_storing=while_storing)
+        if wait_seconds <= 0:
+            return None
+        job = FetchInPool(self._fetch_call(limit, wait_seconds), self._start_at_once, wake=self._wake)
+        return job if self.pool.run_job(job) else None
 
-        It starts on a free thread of the pool if it waits and one is free:
-        the job is returned, with the fetch. Otherwise the job is None, and
-        the caller calls the fetch itself.
-        """
+    def _fetch_here(self, limit: int) -> list[Delivery]:
+        """Fetch in this thread, waiting if it may; a task that ends interrupts the wait (see :meth:`_on_done`)."""
+        wait_seconds = self._fetch_wait_seconds()
         if wait_seconds > 0:
             self._waiting_in_fetch = True
             if not self._done.empty():  # a task ended before the flag was up: it could not interrupt
                 wait_seconds = 0.0
-        fetch = functools.partial(self.broker.fetch, self.queues, limit, worker_id=self.worker_id,
-                                  lease_seconds=self.config.lease_seconds, now=self.clock(),
-                                  wait_seconds=wait_seconds)
-        if wait_seconds > 0 and self.pool.run_job(job := FetchInPool(fetch, self._start_at_once)):
-            return job, fetch
-        return None, fetch
+        try:
+            return self._fetch_call(limit, wait_seconds)()
+        finally:
+            self._waiting_in_fetch = False
+
+    def _fetch_call(self, limit: int, wait_seconds: float) -> Callable[[], list[Delivery]]:
+        return functools.partial(self.broker.fetch, self.queues, limit, worker_id=self.worker_id,
+                                 lease_seconds=self.config.lease_seconds, now=self.clock(),
+                                 wait_seconds=wait_seconds)
+
+    def _store_while_waiting(self, job: FetchInPool) -> None:
+        """Until ``job``'s fetch returns, store the outcomes of tasks that end, and start marks as they come due.
+
+        Neither cuts the wait short: the fetch goes on waiting for messages
+        on its thread of the pool while they are written here. If writing
+        fails, what was not written is left for the next cycle, which tries
+        again and reports the failure.
+        """
+        writing = not self._failures
+        while True:
+            self._wake.clear()
+            if job.finished.is_set():
+                break
+            marks_in = self._seconds_until_marks_due()
+            if writing and (not self._done.empty() or (marks_in is not None and marks_in <= 0)):
+                self._take_done()
+                try:
+                    self._store_and_settle()
+                except (DatabaseError, BrokerError):
+                    writing = False
+                continue
+            self._wake.wait(marks_in if writing else None)
+        if self.stopping or not self._done.empty():
+            self._wake.set()  # not used up here: the loop looks again
+
+    def _seconds_until_marks_due(self) -> float | None:
+        """Seconds until the first start mark waiting to be written is due; None if none waits."""
+        if not self._unmarked:
+            return None
+        due = self._unmarked[0][0] + dt.timedelta(seconds=START_MARK_DELAY_SECONDS)
+        return (due - timezone.now()).total_seconds()
 
     def _fetched(self, limit: int, deliveries: list[Delivery], started: Delivery | None) -> list[Delivery]:
         """Note what a fetch got: whether it took all it could, and the delivery its thread runs already."""
@@ -433,7 +474,6 @@ class Worker:
         The first one, unless the supervisor must see it first: revoked, rate
         limited, or ``async def`` (the event loop runs those).
         """
-        self._waiting_in_fetch = False  # the fetch is over: a task that ends need not interrupt it
         if not deliveries:
             return None
         first = deliveries[0]
@@ -442,25 +482,25 @@ class Worker:
         self._held.add([first])
         return first
 
-    def _fetch_wait_seconds(self, *, while_storing: bool = False) -> float:
+    def _fetch_wait_seconds(self, *, in_pool: bool = False, while_storing: bool = False) -> float:
         """How long the next fetch may wait for a message: 0 unless the broker can, and nothing else is due.
 
         Not after a fetch that took all it could (more may wait), nor while
-        outcomes wait to be written, unless ``while_storing``: for a fetch
-        that waits while this cycle stores them, the start marks of their
-        tasks going with them. At most until the next lease recovery or the
-        next start marks. A task that ends interrupts the wait (see
-        :meth:`_on_done`), and so does a stop.
+        outcomes wait to be written, unless ``while_storing``: a fetch that
+        waits while this cycle stores them. At most until the next lease
+        recovery. A wait in this thread ends when the next start marks are
+        due, and a task that ends interrupts it (see :meth:`_on_done`); a
+        wait on a thread of the pool (``in_pool``) goes on while this thread
+        writes those (see :meth:`_store_while_waiting`). A stop interrupts
+        either.
         """
         if (not self._fetch_waits or self._saturated or self.stopping or not self._done.empty()
                 or (not while_storing and (self._unwritten or self._unsettled))):
             return 0.0
         wait_seconds = min(IDLE_FETCH_WAIT_SECONDS, self._next_recovery - time.monotonic())
-        ended = {c.delivery.id for c in self._unwritten} if while_storing else set()
-        first_mark = next((at for at, envelopes in self._unmarked if any(e.id not in ended for e in envelopes)), None)
-        if first_mark is not None:
-            marks_due = first_mark + dt.timedelta(seconds=START_MARK_DELAY_SECONDS)
-            wait_seconds = min(wait_seconds, (marks_due - timezone.now()).total_seconds())
+        marks_in = None if in_pool else self._seconds_until_marks_due()
+        if marks_in is not None:
+            wait_seconds = min(wait_seconds, marks_in)
         return max(0.0, wait_seconds)
 
     # -- revocations and inspection (called from the control thread) -------

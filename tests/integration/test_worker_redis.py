@@ -303,3 +303,29 @@ def test_a_message_that_comes_while_outcomes_are_stored_starts_at_once(long_idle
             wait_until(lambda: ("fire_and_forget", "during the commit") in tasks.CALLS, timeout=10,
                        what="the new task to start while the worker stores the first one's outcome")
         assert first.wait(timeout=10) is True
+
+
+@reads_beside_a_running_worker
+def test_a_task_that_ends_while_the_worker_waits_for_messages_does_not_end_the_wait(long_idle_waits):  # noqa: ANN001
+    from tests.e2e.helpers import wait_until
+
+    def waits_ended() -> int:  # BLPOPs that returned: Redis counts a blocking call when it is over
+        return int(long_idle_waits.broker.client.info("commandstats").get("cmdstat_blpop", {}).get("calls", 0))
+
+    tasks.GATE.clear()
+    with waiting_worker(long_idle_waits):
+        long = tasks.waits_for_gate.enqueue(60)
+        try:
+            wait_until(lambda: long.refresh() or long.status == TaskResultStatus.RUNNING, timeout=10,
+                       what="the task to show RUNNING")
+            # Its start mark is written: the worker's other thread now waits for messages as long as it may.
+            wait_until(lambda: blocked_clients(long_idle_waits.broker) > 0, timeout=10,
+                       what="the worker to wait in Redis again")
+            before = waits_ended()
+        finally:
+            tasks.GATE.set()
+        assert long.wait(timeout=10) is True
+        # Stored and acked while that wait went on: ending it would have cost a round trip and a fetch.
+        assert waits_ended() == before
+        assert blocked_clients(long_idle_waits.broker) > 0
+        assert tasks.add.enqueue(2, 2).wait(timeout=10) == 4

@@ -25,9 +25,17 @@ class PoolJob(ABC):
     where its message arrived, without a hop to another thread.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, wake: threading.Event | None = None) -> None:
         #: Set once the job returned and the pool counts its delivery (if any) as running.
         self.finished = threading.Event()
+        #: Set then too: an event its waiter also waits on for other reasons.
+        self.wake = wake
+
+    def finish(self) -> None:
+        """Mark the job finished (the pool calls it once the job's delivery, if any, counts as running)."""
+        self.finished.set()
+        if self.wake is not None:
+            self.wake.set()
 
     @abstractmethod
     def run(self) -> Delivery | None:

@@ -93,9 +93,9 @@ class ThreadPool(Pool):
                 if delivery is None:  # nothing to run: the job's slot is free again
                     with self._lock:
                         self._pending -= 1
-                    item.finished.set()
+                    item.finish()
                     continue
-                item.finished.set()  # the slot passes to the delivery
+                item.finish()  # the slot passes to the delivery
             else:
                 delivery = item
             with self._lock:
