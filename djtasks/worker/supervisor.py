@@ -118,7 +118,7 @@ class Worker:
                                       stats=self.stats, keep_completions=keep_completions)
         #: The worker waits for messages inside its fetch (Redis), not on a wake-up source.
         self._fetch_waits = not burst and self.broker.waits_in_fetch(self.queues)
-        #: A fetch is waiting now: a task that ends must interrupt it.
+        #: A fetch is waiting in this thread now: a task that ends must interrupt it.
         self._waiting_in_fetch = False
         #: Deliveries the pool thread that fetched them runs already (see :class:`FetchInPool`).
         self._started_in_fetch: list[Delivery] = []
@@ -353,10 +353,19 @@ class Worker:
         outcomes while that thread waits in Redis, and collects the fetch
         after them (:meth:`_waited`).
         """
-        if not (take_work and limit > 0 and self._fetch_waits and not self._saturated and not self._failures
-                and (self._unwritten or self._unsettled) and time.monotonic() < self._next_recovery):
+        if not (take_work and limit > 0 and self._outcomes_before_wait() and time.monotonic() < self._next_recovery):
             return None
         return self._fetch_in_pool(limit, while_storing=True)
+
+    def _outcomes_before_wait(self) -> bool:
+        """Whether the last fetch emptied the queues while outcomes wait: the next fetch waits only with them stored.
+
+        They are stored before that fetch, or while it waits on a thread of
+        the pool. Not while they cannot be stored: new work does not wait for
+        the database to come back.
+        """
+        pending = bool(self._unwritten or self._unsettled)
+        return self._fetch_waits and not self._saturated and pending and not self._failures
 
     def _waited(self, job: FetchInPool, limit: int) -> list[Delivery]:
         """The deliveries of a fetch started by :meth:`_wait_while_storing`, handed to the pool."""
@@ -373,10 +382,10 @@ class Worker:
         if time.monotonic() >= self._next_recovery:
             self._recover()
             self._next_recovery = time.monotonic() + self.config.lease_seconds / 4
-        if self._fetch_waits and not self._saturated and (self._unwritten or self._unsettled) and not self._failures:
-            # The last fetch emptied the queues: the outcomes go first, and the waiting fetch after
-            # them gets what came meanwhile (it has its wake-up tokens), one round trip less per task.
-            # Not while outcomes cannot be stored: new work does not wait for the database to come back.
+        if self._outcomes_before_wait():
+            # No fetch waits while they are stored (no free thread, or leases were just recovered): the
+            # outcomes go first, and the waiting fetch after them gets what came meanwhile (it has its
+            # wake-up tokens), one round trip less per task.
             return []
         return self._reserve(limit) if limit > 0 else []
 
