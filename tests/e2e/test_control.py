@@ -52,7 +52,8 @@ def test_revoke_terminate_stops_a_running_task(pool: str, sqlite_db: E2EDatabase
     [victim] = enqueue(sqlite_db, [call("report_pid_then_sleep", f"terminated-{pool}", 30)])
     wait_until(lambda: sqlite_db.runs(f"terminated-{pool}-started"), timeout=30, what="the task to start")
     run_manage(sqlite_db, "djtasks", "revoke", "--terminate", victim)
-    wait_until(lambda: sqlite_db.status(victim) == "CANCELLED", timeout=30, what="the task to be stopped")
+    # A thread is stopped when its blocking call returns (here the 30 s sleep), a child process at once.
+    wait_until(lambda: sqlite_db.status(victim) == "CANCELLED", timeout=45, what="the task to be stopped")
     assert sqlite_db.runs(f"terminated-{pool}") == []
     [after] = enqueue(sqlite_db, [call("record_run", f"after-terminate-{pool}")])
     wait_until(lambda: sqlite_db.status(after) == "SUCCESSFUL", timeout=30, what="the next task")
