@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from inspect import iscoroutinefunction
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import async_to_sync, sync_to_async
 from django.db import transaction
 from django.tasks import (
     DEFAULT_TASK_BACKEND_ALIAS,
@@ -62,11 +64,26 @@ class DjTask(Task):
     rate_limit: str | None = None
     #: Extra envelope headers of the next enqueues (e.g. the periodic task that sent them).
     headers: dict[str, Any] | None = None
+    #: Whether the function is an ``async def`` one (as ``django.tasks`` decides it), worked out once.
+    is_coroutine: bool = field(init=False, default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_options(self)
         super(DjTask, self).__post_init__()
+        object.__setattr__(self, "is_coroutine", iscoroutinefunction(self.func))
         registry.register(self)
+
+    def call(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the function in this thread, an ``async def`` one to its end, as ``django.tasks`` does."""
+        if self.is_coroutine:
+            return async_to_sync(self.func)(*args, **kwargs)
+        return self.func(*args, **kwargs)
+
+    async def acall(self, *args: Any, **kwargs: Any) -> Any:
+        """Await the function, a plain one in a thread, as ``django.tasks`` does."""
+        if self.is_coroutine:
+            return await self.func(*args, **kwargs)
+        return await sync_to_async(self.func)(*args, **kwargs)
 
     # -- running inline ----------------------------------------------------
 

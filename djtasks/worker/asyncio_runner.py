@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import inspect
 import logging
 import sys
 import threading
@@ -51,7 +50,7 @@ ASYNC_SHARE_WEIGHT = 0.1
 
 def is_coroutine_task(delivery: Delivery) -> bool:
     """Whether ``delivery`` names a task defined with ``async def`` (as ``django.tasks`` decides it)."""
-    return inspect.iscoroutinefunction(getattr(task_of(delivery), "func", None))
+    return getattr(task_of(delivery), "is_coroutine", False)
 
 
 class SyncSteps:

@@ -1,5 +1,6 @@
 """The calling API a user sees: @djtask, enqueue/delay/apply_async, results, wait."""
 
+import asyncio
 import datetime as dt
 from decimal import Decimal
 
@@ -129,6 +130,14 @@ def test_enqueue_on_commit_checks_arguments_at_once():
 def test_a_plain_call_runs_inline():
     assert tasks.add(2, 3) == 5
     assert TaskRecord.objects.count() == 0
+
+
+def test_a_task_tells_an_async_def_function_and_runs_either_kind_from_either_side():
+    assert tasks.async_add.is_coroutine and not tasks.add.is_coroutine
+    assert tasks.async_add.using(priority=5).is_coroutine
+    assert tasks.async_add(2, 3) == 5  # awaited to its end in this thread
+    assert asyncio.run(tasks.add.acall(2, 3)) == 5
+    assert asyncio.run(tasks.async_add.acall(2, 3)) == 5
 
 
 def test_enqueue_many_writes_all_rows_at_once(django_assert_max_num_queries):
