@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -47,9 +48,16 @@ def postgres_db() -> Iterator[E2EDatabase]:
         drop_postgres_database(name)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("redis", marks=pytest.mark.redis)])
 def database(request: pytest.FixtureRequest) -> E2EDatabase:
-    """Each of the fresh databases above, one test run per engine."""
+    """One test run per broker: the ORM broker on SQLite, on PostgreSQL, and the Redis broker.
+
+    With Redis, the queue is on the shared test server under a key prefix of
+    the test's own, and the results are rows of a fresh SQLite database.
+    """
+    if request.param == "redis":
+        return replace(request.getfixturevalue("sqlite_db"), redis_prefix=request.getfixturevalue("redis_prefix"))
     return request.getfixturevalue(f"{request.param}_db")
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.conftest import REDIS_URL
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANAGE_PY = REPO_ROOT / "manage.py"
 PYTHON = sys.executable
@@ -74,10 +76,21 @@ class E2EDatabase:
 
     engine: str  # "sqlite" or "postgresql"
     name: str  # a file path for SQLite, a database name for PostgreSQL
+    #: Set: the queue is in Redis (the shared test server), under this key prefix; the results stay here.
+    redis_prefix: str | None = None
     _connection: Any = field(default=None, repr=False)
 
+    @property
+    def on_redis(self) -> bool:
+        return self.redis_prefix is not None
+
+    @property
+    def queued_state(self) -> str | None:
+        """The ``broker_state`` of the row of a task still in the queue (the Redis broker's are in Redis)."""
+        return None if self.on_redis else "queued"
+
     def env(self, **extra: str | float) -> dict[str, str]:
-        """The environment of a ``manage.py`` subprocess working on this database."""
+        """The environment of a ``manage.py`` subprocess working on this database (and broker)."""
         env = dict(os.environ)
         env.update({
             "DJANGO_SETTINGS_MODULE": "testproject.settings",
@@ -88,6 +101,8 @@ class E2EDatabase:
             "DJTASKS_POLL_INTERVAL": str(POLL_INTERVAL_SECONDS),
             "PYTHONUNBUFFERED": "1",
         })
+        if self.redis_prefix is not None:
+            env.update({"DJTASKS_BROKER_URL": REDIS_URL, "DJTASKS_KEY_PREFIX": self.redis_prefix})
         env.update({key: str(value) for key, value in extra.items()})
         return env
 
@@ -160,6 +175,25 @@ class E2EDatabase:
     def status_counts(self) -> dict[str, int]:
         """How many result rows have each status."""
         return dict(self.query("SELECT status, COUNT(*) FROM djtasks_taskrecord GROUP BY status"))
+
+    def redis(self):  # noqa: ANN201 - a redis.Redis
+        """A client of the Redis server that holds this test's queue (``decode_responses``)."""
+        import redis
+
+        return redis.Redis.from_url(REDIS_URL, decode_responses=True)
+
+    def redis_leftovers(self) -> dict[str, int]:
+        """What Redis still holds of this test's queues: stream entries, leases and delayed messages, by key.
+
+        Empty once every task is acknowledged; always empty on the ORM broker.
+        """
+        if not self.on_redis:
+            return {}
+        with self.redis() as client:
+            sizes = {key: {"stream": client.xlen, "zset": client.zcard}.get(client.type(key), lambda _: 0)(key)
+                     for key in client.scan_iter(match=f"{{{self.redis_prefix}:*", count=1000)
+                     if not key.endswith(":priorities")}
+        return {key: size for key, size in sizes.items() if size}
 
     def runs(self, key: str | None = None) -> list[tuple[str, int]]:
         """``(key, worker_pid)`` rows that the demo tasks recorded (of one key, or all)."""

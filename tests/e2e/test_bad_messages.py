@@ -16,13 +16,32 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 def rewrite_message(db: E2EDatabase, task_id: str, *, message: str | None = None, **fields: object) -> None:
     """Change the envelope ``fields`` of a queued message (a new ``task`` also goes to the
     ``task_path`` column), or replace its whole text with ``message``."""
+    if isinstance(fields.get("task"), str):
+        db.execute("UPDATE djtasks_taskrecord SET task_path = %s WHERE id = %s", [fields["task"], db.task_id(task_id)])
+    if db.on_redis:
+        _rewrite_in_redis(db, task_id, message, fields)
+        return
     if message is None:
         envelope = json.loads(db.task_row(task_id)["message"])
         envelope.update(fields)
         message = json.dumps(envelope)
-    if isinstance(fields.get("task"), str):
-        db.execute("UPDATE djtasks_taskrecord SET task_path = %s WHERE id = %s", [fields["task"], db.task_id(task_id)])
     assert db.execute("UPDATE djtasks_taskrecord SET message = %s WHERE id = %s", [message, db.task_id(task_id)]) == 1
+
+
+def _rewrite_in_redis(db: E2EDatabase, task_id: str, message: str | None, fields: dict[str, object]) -> None:
+    """The same in Redis, before any worker read the stream: the entry is replaced by one with the new body."""
+    with db.redis() as client:
+        for stream in client.scan_iter(match=f"{{{db.redis_prefix}:*}}:s:*"):
+            for entry_id, entry in client.xrange(stream):
+                if entry["id"] == task_id:
+                    if message is None:
+                        envelope = json.loads(entry["body"])
+                        envelope.update(fields)
+                        message = json.dumps(envelope)
+                    client.xdel(stream, entry_id)
+                    client.xadd(stream, {**entry, "body": message})
+                    return
+    raise AssertionError(f"no message of task {task_id} in Redis")
 
 
 def wait_all_finished(db: E2EDatabase, ids: list[str], timeout: float, alive: tuple = ()) -> None:
@@ -33,7 +52,7 @@ def wait_all_finished(db: E2EDatabase, ids: list[str], timeout: float, alive: tu
 def last_error(db: E2EDatabase, task_id: str) -> dict:
     row = db.task_row(task_id)
     assert row["status"] == "FAILED", row
-    assert (row["attempts"], row["broker_state"]) == (1, None), "recorded once, then acked"
+    assert (len(row["errors"]), row["broker_state"]) == (1, None), "recorded once, then acked"
     return row["errors"][-1]
 
 
@@ -61,6 +80,7 @@ def test_unknown_tasks_and_undecodable_messages_fail_with_the_reason_and_the_wor
     assert error["exception_class_path"] == "djtasks.exceptions.MessageDecodeError"
     assert "cannot decode" in error["message"]
     assert database.runs() == []
+    assert database.redis_leftovers() == {}
     worker.wait_for_log(rf"Task {DEMO}\.no_such_task\[{unknown}\] FAILED in .*UnknownTaskError", 5)
     worker.wait_for_log(rf"\[{not_json}\] FAILED in .*MessageDecodeError", 5)
 
@@ -74,13 +94,13 @@ def test_unknown_tasks_and_undecodable_messages_fail_with_the_reason_and_the_wor
 
 
 def test_a_message_whose_task_field_is_not_a_string_fails_and_the_worker_goes_on(
-        sqlite_db: E2EDatabase, workers: Workers) -> None:
-    [bad] = enqueue(sqlite_db, [call("record_run", "task-is-a-number")])
-    rewrite_message(sqlite_db, bad, task=123)
-    worker = workers.start(sqlite_db, "server", "--pool", "threads", "-c", "1")
-    wait_all_finished(sqlite_db, [bad], timeout=5, alive=(worker,))
-    assert last_error(sqlite_db, bad)["exception_class_path"].startswith("djtasks.exceptions.")
+        database: E2EDatabase, workers: Workers) -> None:
+    [bad] = enqueue(database, [call("record_run", "task-is-a-number")])
+    rewrite_message(database, bad, task=123)
+    worker = workers.start(database, "server", "--pool", "threads", "-c", "1")
+    wait_all_finished(database, [bad], timeout=5, alive=(worker,))
+    assert last_error(database, bad)["exception_class_path"].startswith("djtasks.exceptions.")
 
-    [good] = enqueue(sqlite_db, [call("record_run", "after-task-is-a-number")])
-    wait_all_finished(sqlite_db, [good], timeout=10, alive=(worker,))
-    assert sqlite_db.status(good) == "SUCCESSFUL"
+    [good] = enqueue(database, [call("record_run", "after-task-is-a-number")])
+    wait_all_finished(database, [good], timeout=10, alive=(worker,))
+    assert database.status(good) == "SUCCESSFUL"

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import pytest
-
-from tests.conftest import REDIS_URL
 
 from .conftest import Workers
 from .helpers import (
@@ -57,37 +54,14 @@ def wait_all_successful(db: E2EDatabase, count: int, alive: Sequence[WorkerProce
                what=f"{count} tasks to succeed", alive=alive, state=db.status_counts)
 
 
-@dataclass
-class RedisBrokered(E2EDatabase):
-    """The demo project with its results in ``db`` and its queue in Redis, under a key prefix of its own."""
-
-    key_prefix: str = ""
-
-    def env(self, **extra: str | float) -> dict[str, str]:
-        return super().env(DJTASKS_BROKER_URL=REDIS_URL, DJTASKS_KEY_PREFIX=self.key_prefix, **extra)
-
-
-@pytest.fixture(params=["orm-sqlite", pytest.param("orm-postgres", marks=pytest.mark.postgres),
-                        pytest.param("redis", marks=pytest.mark.redis)])
-def brokered_db(request: pytest.FixtureRequest) -> Iterator[E2EDatabase]:
-    """The ORM broker on SQLite, on PostgreSQL (psycopg 3 under gevent), and the Redis broker (redis-py)."""
-    if request.param == "orm-postgres":
-        yield request.getfixturevalue("postgres_db")
-    elif request.param == "redis":
-        db = request.getfixturevalue("sqlite_db")
-        yield RedisBrokered(engine=db.engine, name=db.name, key_prefix=request.getfixturevalue("redis_prefix"))
-    else:
-        yield request.getfixturevalue("sqlite_db")
-
-
-def test_two_thousand_io_waits_overlap_on_500_greenlets(brokered_db: E2EDatabase, workers: Workers) -> None:
-    enqueue(brokered_db, [call("wait_on_io", 0.05)] * 2000)
-    worker = workers.start(brokered_db, "gevent", "--pool", "gevent", "-c", "500")
-    wait_all_successful(brokered_db, 2000, [worker])
-    intervals = run_intervals(brokered_db, "wait_on_io")
+def test_two_thousand_io_waits_overlap_on_500_greenlets(database: E2EDatabase, workers: Workers) -> None:
+    enqueue(database, [call("wait_on_io", 0.05)] * 2000)
+    worker = workers.start(database, "gevent", "--pool", "gevent", "-c", "500")
+    wait_all_successful(database, 2000, [worker])
+    intervals = run_intervals(database, "wait_on_io")
     assert len(intervals) == 2000
     assert peak_overlap(intervals) >= 100
-    assert brokered_db.status_counts() == {"SUCCESSFUL": 2000}
+    assert database.status_counts() == {"SUCCESSFUL": 2000}
 
 
 @pytest.mark.postgres
