@@ -1,5 +1,8 @@
 """The admin of result rows: list with filters and search, detail with arguments, result and traceback.
 
+Above the list, the depth of each queue (ready, scheduled, reserved) as the
+brokers count them.
+
 Rows are read-only here: the worker owns them, and on the ORM broker a row
 that has not finished is also the queued message. Old rows are removed with
 ``manage.py djtasks cleanup``.
@@ -10,10 +13,13 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin
+from django.db import router
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from .beat import admin as beat_admin  # noqa: F401 - registers the periodic task admins
 from .models import TaskRecord
+from .queue_depths import queues_of_backends
 
 #: Colour of each status in the list and on the detail page.
 STATUS_COLOURS = {"READY": "#6c757d", "RUNNING": "#0d6efd", "SUCCESSFUL": "#198754", "FAILED": "#dc3545"}
@@ -50,6 +56,11 @@ class TaskRecordAdmin(admin.ModelAdmin):
                               "finished_at", "duration")}),
         ("Workers", {"fields": ("attempts", "deliveries", "worker_list")}),
     )
+
+    def changelist_view(self, request, extra_context=None):  # noqa: ANN001, ANN201
+        # A callable: asked only when the page renders, after the permission checks.
+        depths = {"queue_depths": lambda: queues_of_backends(router.db_for_read(TaskRecord), timezone.now())}
+        return super().changelist_view(request, {**(extra_context or {}), **depths})
 
     def get_queryset(self, request):  # noqa: ANN001, ANN201
         # The encoded message duplicates the shown columns and can be large: never load it here.

@@ -102,6 +102,14 @@ def rows() -> Rows:
 
 
 @pytest.fixture
+def waiting(rows: Rows) -> None:
+    """After the rows above ran: two tasks due now and one a day ahead, left in the queue."""
+    tasks.add.enqueue(1, 1)
+    tasks.add.enqueue(2, 2)
+    tasks.add.apply_async((3, 3), countdown=86400)
+
+
+@pytest.fixture
 def plain_session() -> str:
     """The session cookie value of a logged-in user who is not staff.
 
@@ -194,6 +202,19 @@ def test_changelist_lists_filters_and_searches_the_results(page: Page, rows: Row
     page.locator("#searchbar").press("Enter")
     expect(result_rows(page)).to_have_count(1)
     expect(result_rows(page).first.locator("th")).to_have_text("tests.taskapp.tasks.flaky")
+
+
+def test_the_changelist_shows_how_many_tasks_wait_in_each_queue(waiting: None, page: Page) -> None:
+    log_in(page, "boss")
+    page.goto(CHANGELIST)
+    queues = page.locator("#queue-depths")
+    expect(queues.locator("caption")).to_have_text("Queues")
+    expect(queues.locator("thead th")).to_have_text(["backend", "queue", "ready", "scheduled", "reserved"])
+    # The ORM broker of "default" counts its queued rows; the other backend here (memory) holds nothing.
+    expect(queues.locator("tr.queue-depth td")).to_have_text(["default", "default", "2", "1", "0"])
+    expect(queues.locator("tr.queue-depth-none")).to_contain_text("no task waiting or running")
+    expect(queues.locator("th[title]").nth(1)).to_have_attribute("title", re.compile("countdown"))
+    expect(result_rows(page)).to_have_count(7)  # below it, the results: the four that ran, and the three waiting
 
 
 def test_detail_pages_show_the_error_with_traceback_and_the_return_value(page: Page, rows: Rows) -> None:
