@@ -12,7 +12,7 @@ from tests.broker_contract import LEASE, T0, BrokerContract, ConcurrentBrokerCon
 from tests.conftest import REDIS_URL
 from tests.e2e.helpers import wait_until
 
-from .redis_servers import RedisServers, redis_servers  # noqa: F401 - a fixture used by name
+from .redis_servers import RedisServers, client, redis_servers  # noqa: F401 - a fixture used by name
 
 pytestmark = pytest.mark.redis
 
@@ -196,3 +196,44 @@ def test_a_waiting_fetch_that_fails_after_leasing_is_answered_by_the_next_fetch(
     # Not stranded until its lease runs out: the next fetch of that worker hands it out.
     replayed = fetch(patient_broker, 10, queues=["default"], worker="w1")
     assert [(d.id, d.deliveries) for d in replayed] == [(sent.id, 1)]
+
+
+@pytest.mark.django_db
+def test_enqueue_many_sends_its_whole_batch_in_one_round_trip(redis_servers: RedisServers,  # noqa: F811
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis.connection
+    from django.tasks import task_backends
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from tests.taskapp import tasks
+
+    server = redis_servers.server("bulk")
+    options = {"BROKER_URL": server.url, "KEY_PREFIX": "bulk"}
+    with override_settings(TASKS={"default": {"BACKEND": "djtasks.backend.DjTasksBackend", "QUEUES": [],
+                                              "OPTIONS": options}}):
+        # The first message of a queue (or of a priority in it) creates its keys, then records the queue.
+        tasks.add.enqueue(0, 0)
+        tasks.add.using(queue_name="mail", priority=5).enqueue(0, 0)
+        before = client(server.port).info("commandstats")
+        sends: list[object] = []
+        send = redis.connection.AbstractConnection.send_packed_command
+
+        def counted_send(connection: object, packed: object, *args: object, **kwargs: object) -> None:
+            sends.append(packed)
+            send(connection, packed, *args, **kwargs)
+
+        monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counted_send)
+        tasks.add.enqueue_many([(n, n) for n in range(1200)])  # more than one script call holds (500)
+        tasks.add.using(queue_name="mail", priority=5).enqueue_many([(n, n) for n in range(10)])
+        monkeypatch.undo()
+
+        stats = client(server.port).info("commandstats")
+        depths = {d.queue: d.ready for d in task_backends["default"].broker.depths(timezone.now())}
+    calls = {name: stats[name]["calls"] - before.get(name, {}).get("calls", 0)
+             for name in ("cmdstat_evalsha", "cmdstat_multi", "cmdstat_exec", "cmdstat_xadd", "cmdstat_sadd")}
+    # One write to the socket per batch; in it, one script call per 500 messages of a queue, in one transaction.
+    assert len(sends) == 2, sends
+    assert calls == {"cmdstat_evalsha": 4, "cmdstat_multi": 1, "cmdstat_exec": 1, "cmdstat_xadd": 1210,
+                     "cmdstat_sadd": 0}
+    assert depths == {"default": 1201, "mail": 11}
