@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
@@ -14,8 +15,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 TASKS = 2000
 
 
-def test_two_workers_drain_the_queue_running_each_task_exactly_once(database: E2EDatabase, workers: Workers) -> None:
-    first, second = (workers.start(database, name, "--pool", "threads", "-c", "4", wait_serving=False)
+@pytest.mark.parametrize("pool", [("threads", "4"), ("prefork", "2")], ids=["threads", "prefork"])
+def test_two_workers_drain_the_queue_running_each_task_exactly_once(database: E2EDatabase, workers: Workers,
+                                                                    pool: tuple[str, str]) -> None:
+    first, second = (workers.start(database, name, "--pool", pool[0], "-c", pool[1], wait_serving=False)
                      for name in ("first", "second"))
     first.wait_serving()
     second.wait_serving()
@@ -38,8 +41,13 @@ def test_two_workers_drain_the_queue_running_each_task_exactly_once(database: E2
     assert database.redis_leftovers() == {}
     runs = database.runs()
     assert sorted(key for key, _ in runs) == sorted(keys)  # the key is UNIQUE: a second run would have FAILED
-    pids = {pid for _, pid in runs}
-    assert pids == {first.pid, second.pid}, "both workers should have run some of the tasks"
+    # Both workers ran some of the tasks (with prefork, in their children): each row names its worker.
+    holders: set[str] = set()
+    for (ids,) in database.query("SELECT worker_ids FROM djtasks_taskrecord"):
+        holders.update(json.loads(ids) if isinstance(ids, str) else ids)
+    assert holders == {first.worker_id, second.worker_id}, "both workers should have run some of the tasks"
+    if pool[0] == "threads":
+        assert {pid for _, pid in runs} == {first.pid, second.pid}
     for worker in (first, second):
         assert "Traceback" not in worker.log()
         worker.signal(signal.SIGTERM)

@@ -13,35 +13,35 @@ from .helpers import E2EDatabase, call, enqueue, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 
-def test_a_killed_child_is_replaced_and_its_task_fails_with_the_reason(sqlite_db: E2EDatabase,
+def test_a_killed_child_is_replaced_and_its_task_fails_with_the_reason(database: E2EDatabase,
                                                                        workers: Workers) -> None:
-    worker = workers.start(sqlite_db, "prefork", "--pool", "prefork", "-c", "2")
-    [victim] = enqueue(sqlite_db, [call("report_pid_then_sleep", "victim", 30)])
-    started = wait_until(lambda: sqlite_db.runs("victim-started"), timeout=30, what="the task to start")
+    worker = workers.start(database, "prefork", "--pool", "prefork", "-c", "2")
+    [victim] = enqueue(database, [call("report_pid_then_sleep", "victim", 30)])
+    started = wait_until(lambda: database.runs("victim-started"), timeout=30, what="the task to start")
     child_pid = started[0][1]
     assert child_pid != worker.pid
     os.kill(child_pid, signal.SIGKILL)
 
-    wait_until(lambda: sqlite_db.status(victim) == "FAILED", timeout=30, what="the task to end FAILED")
-    error = sqlite_db.task_row(victim)["errors"][-1]
+    wait_until(lambda: database.status(victim) == "FAILED", timeout=30, what="the task to end FAILED")
+    error = database.task_row(victim)["errors"][-1]
     assert error["exception_class_path"] == "djtasks.exceptions.WorkerLostError"
     assert "SIGKILL" in error["message"]
 
-    [after] = enqueue(sqlite_db, [call("record_run", "after-the-crash")])
-    wait_until(lambda: sqlite_db.status(after) == "SUCCESSFUL", timeout=30, what="the next task")
-    assert sqlite_db.runs("after-the-crash")[0][1] not in (child_pid, worker.pid)
+    [after] = enqueue(database, [call("record_run", "after-the-crash")])
+    wait_until(lambda: database.status(after) == "SUCCESSFUL", timeout=30, what="the next task")
+    assert database.runs("after-the-crash")[0][1] not in (child_pid, worker.pid)
     assert worker.alive()
 
 
-def test_the_hard_time_limit_kills_the_child_and_fails_the_task(sqlite_db: E2EDatabase, workers: Workers) -> None:
-    workers.start(sqlite_db, "prefork", "--pool", "prefork", "-c", "1")
-    [late] = enqueue(sqlite_db, [call("sleeps_past_its_time_limit", "late", 20)])
-    wait_until(lambda: sqlite_db.status(late) == "FAILED", timeout=30, what="the task to be stopped")
-    error = sqlite_db.task_row(late)["errors"][-1]
+def test_the_hard_time_limit_kills_the_child_and_fails_the_task(database: E2EDatabase, workers: Workers) -> None:
+    workers.start(database, "prefork", "--pool", "prefork", "-c", "1")
+    [late] = enqueue(database, [call("sleeps_past_its_time_limit", "late", 20)])
+    wait_until(lambda: database.status(late) == "FAILED", timeout=30, what="the task to be stopped")
+    error = database.task_row(late)["errors"][-1]
     assert error["exception_class_path"] == "djtasks.exceptions.TimeLimitExceeded"
-    assert sqlite_db.runs("late") == []
-    [after] = enqueue(sqlite_db, [call("record_run", "after-the-limit")])
-    wait_until(lambda: sqlite_db.status(after) == "SUCCESSFUL", timeout=30, what="the next task")
+    assert database.runs("late") == []
+    [after] = enqueue(database, [call("record_run", "after-the-limit")])
+    wait_until(lambda: database.status(after) == "SUCCESSFUL", timeout=30, what="the next task")
 
 
 @pytest.mark.parametrize("pool", ["prefork", "threads", "solo"])
@@ -71,10 +71,10 @@ def test_children_are_recycled_when_their_memory_grows(sqlite_db: E2EDatabase, w
     assert len({pid for _, pid in sqlite_db.runs()}) >= 2
 
 
-def test_children_die_with_a_killed_supervisor(sqlite_db: E2EDatabase, workers: Workers) -> None:
-    worker = workers.start(sqlite_db, "prefork", "--pool", "prefork", "-c", "2")
-    [task] = enqueue(sqlite_db, [call("report_pid_then_sleep", "orphan", 30)])
-    child_pid = wait_until(lambda: sqlite_db.runs("orphan-started"), timeout=30, what="the task to start")[0][1]
+def test_children_die_with_a_killed_supervisor(database: E2EDatabase, workers: Workers) -> None:
+    worker = workers.start(database, "prefork", "--pool", "prefork", "-c", "2")
+    [task] = enqueue(database, [call("report_pid_then_sleep", "orphan", 30)])
+    child_pid = wait_until(lambda: database.runs("orphan-started"), timeout=30, what="the task to start")[0][1]
     worker.kill()
 
     def gone() -> bool:
@@ -86,4 +86,4 @@ def test_children_die_with_a_killed_supervisor(sqlite_db: E2EDatabase, workers: 
             return stat.read().split()[2] == "Z"
 
     wait_until(gone, timeout=10, what="the child to die with its supervisor")
-    assert sqlite_db.runs("orphan") == []
+    assert database.runs("orphan") == []
