@@ -223,7 +223,11 @@ class ResultStore:
             changes.update(finished_at=outcome.at, broker_state=None, leased_until=None)
         if outcome.error is not None:
             changes["errors"] = JSONAppend("errors", outcome.error.as_json(outcome.attempt, outcome.at))
-        self.rows().filter(id=outcome.task_id).update(**changes)
+        rows = self.rows().filter(id=outcome.task_id)
+        if outcome.status == CANCELLED:
+            # Revoked while it waited: the row already says so, and who revoked it (see cancel_waiting).
+            rows = rows.exclude(status=CANCELLED)
+        rows.update(**changes)
 
     def set_progress(self, task_id: str, done: int, total: int | None, message: str | None) -> None:
         self.rows().filter(id=task_id).update(progress={"done": done, "total": total, "message": message})
