@@ -243,6 +243,7 @@ def test_detail_pages_show_the_error_with_traceback_and_the_return_value(page: P
     page.goto(f"{CHANGELIST}{rows.flaky}/change/")
     expect(page.locator(".field-result pre")).to_have_text("3")
     expect(page.locator(".field-attempts")).to_contain_text("3")
+    expect(page.locator(".field-delivery_count .readonly")).to_have_text("3")  # the ORM broker counts them
     expect(page.locator(".field-last_error")).to_contain_text("Flaky: attempt 2")
     earlier = page.locator(".field-error_history details")
     expect(earlier).to_have_count(1)

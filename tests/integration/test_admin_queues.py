@@ -1,4 +1,4 @@
-"""The queue depths above the admin's task results, with the Redis broker beside the ORM one."""
+"""The admin with the Redis broker: queue depths above the task results (beside the ORM broker's), and a task's page."""
 
 from __future__ import annotations
 
@@ -56,3 +56,16 @@ def test_the_queue_depths_are_only_for_staff(client, redis_prefix: str) -> None:
         tasks.add.enqueue(1, 2)
         response = client.get(CHANGELIST)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_a_task_run_through_redis_shows_no_delivery_count_rather_than_zero(
+        admin_client, redis_prefix: str) -> None:  # noqa: ANN001
+    from djtasks.testing import drain
+
+    with override_settings(TASKS={"default": backend(REDIS_URL, KEY_PREFIX=redis_prefix)}):
+        result = tasks.add.enqueue(1, 2)
+        drain()
+        html = admin_client.get(f"{CHANGELIST}{result.id}/change/").content.decode()
+    # Redis counts deliveries in the message, not in the row: "-", where the ORM broker shows its count.
+    assert re.search(r'field-attempts">.*?<div class="readonly">1</div>', html, re.S)
+    assert re.search(r'field-delivery_count">.*?<div class="readonly">-</div>', html, re.S)
