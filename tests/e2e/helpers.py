@@ -189,10 +189,14 @@ class E2EDatabase:
         """
         if not self.on_redis:
             return {}
+        sizes = {}
         with self.redis() as client:
-            sizes = {key: {"stream": client.xlen, "zset": client.zcard}.get(client.type(key), lambda _: 0)(key)
-                     for key in client.scan_iter(match=f"{{{self.redis_prefix}:*", count=1000)
-                     if not key.endswith(":priorities")}
+            for key in client.scan_iter(match=f"{{{self.redis_prefix}:*", count=1000):
+                kind = client.type(key)
+                if kind == "stream":
+                    sizes[key] = client.xlen(key)
+                elif kind == "zset" and not key.endswith(":priorities"):  # leases, delayed messages
+                    sizes[key] = client.zcard(key)
         return {key: size for key, size in sizes.items() if size}
 
     def runs(self, key: str | None = None) -> list[tuple[str, int]]:

@@ -7,6 +7,7 @@ import re
 import pytest
 from django.test import override_settings
 
+from djtasks.testing import drain
 from tests.conftest import REDIS_URL
 from tests.taskapp import tasks
 
@@ -60,8 +61,6 @@ def test_the_queue_depths_are_only_for_staff(client, redis_prefix: str) -> None:
 
 def test_a_task_run_through_redis_shows_no_delivery_count_rather_than_zero(
         admin_client, redis_prefix: str) -> None:  # noqa: ANN001
-    from djtasks.testing import drain
-
     with override_settings(TASKS={"default": backend(REDIS_URL, KEY_PREFIX=redis_prefix)}):
         result = tasks.add.enqueue(1, 2)
         drain()

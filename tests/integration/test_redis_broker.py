@@ -4,6 +4,10 @@ import threading
 from collections.abc import Sequence
 
 import pytest
+import redis.connection
+from django.tasks import task_backends
+from django.test import override_settings
+from django.utils import timezone
 
 from djtasks.brokers import Delivery
 from djtasks.brokers.redis import RedisBroker
@@ -11,6 +15,7 @@ from djtasks.exceptions import BrokerError
 from tests.broker_contract import LEASE, T0, BrokerContract, ConcurrentBrokerContract, fetch, message
 from tests.conftest import REDIS_URL
 from tests.e2e.helpers import wait_until
+from tests.taskapp import tasks
 
 from .redis_servers import RedisServers, client, redis_servers  # noqa: F401 - a fixture used by name
 
@@ -201,13 +206,6 @@ def test_a_waiting_fetch_that_fails_after_leasing_is_answered_by_the_next_fetch(
 @pytest.mark.django_db
 def test_enqueue_many_sends_its_whole_batch_in_one_round_trip(redis_servers: RedisServers,  # noqa: F811
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import redis.connection
-    from django.tasks import task_backends
-    from django.test import override_settings
-    from django.utils import timezone
-
-    from tests.taskapp import tasks
-
     server = redis_servers.server("bulk")
     options = {"BROKER_URL": server.url, "KEY_PREFIX": "bulk"}
     with override_settings(TASKS={"default": {"BACKEND": "djtasks.backend.DjTasksBackend", "QUEUES": [],
